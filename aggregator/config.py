@@ -1,0 +1,438 @@
+"""config.yaml -> Config: validated with pydantic, errors name the key path and the line.
+
+Relative paths are resolved against the config file's folder, `${NAME}` expands from the
+environment, unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from cssselect import GenericTranslator, SelectorError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.I)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90s`, `30m`, `2h`, `14d`; a bare number is seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"invalid duration {value!r}: use a number with s, m, h or d (e.g. 90s, 30m, 2h)")
+    seconds = float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {value!r}: must be positive")
+    return timedelta(seconds=seconds)
+
+
+def parse_size(value: Any) -> int:
+    """`10MB`, `512KB`, `1MiB`; a bare number is bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"invalid size {value!r}: use a number with B, KB, MB or GB (e.g. 10MB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+def _check_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+    return value
+
+
+def _check_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+def split_selector(selector: str) -> tuple[str, str | None]:
+    """`a.next@href` -> (`a.next`, `href`); a bare `@href` means the item element itself."""
+    css, sep, attr = selector.rpartition("@")
+    if sep and attr and re.fullmatch(r"[\w:-]+", attr):
+        return css.strip(), attr
+    return selector.strip(), None
+
+
+def _check_selector(value: str | None) -> str | None:
+    if value is None:
+        return None
+    css, _ = split_selector(value)
+    if css:
+        try:
+            GenericTranslator().css_to_xpath(css)
+        except SelectorError as exc:
+            raise ValueError(f"invalid CSS selector {css!r}: {exc}") from None
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Zone = Annotated[str, BeforeValidator(_check_zone)]
+Regex = Annotated[str, BeforeValidator(_check_regex)]
+Selector = Annotated[str, BeforeValidator(_check_selector)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PollConfig(_Model):
+    interval: Duration = timedelta(minutes=30)
+    timeout: Duration = timedelta(seconds=20)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    max_bytes: Size = 10 * 10**6
+    user_agent: str = "edu-news-aggregator/0.1 (+https://github.com/)"
+    timezone: Zone = "UTC"
+    max_backoff: Duration = timedelta(hours=24)
+    dead_after: Duration = timedelta(days=3)
+    per_host: int = Field(default=2, ge=1, le=64)
+    allow_private_hosts: bool = False
+    workers: int = Field(default=0, ge=0, le=64)  # parse processes; 0 = one per core
+
+
+class OutputConfig(_Model):
+    title: str = "Education News"
+    id: str = "urn:example:edu-news"
+    link: str = "http://localhost:8080/"
+    author: str = "Education News"
+    atom_path: Path = Path("public/feed.atom")
+    html_path: Path = Path("public/index.html")
+    max_entries: int = Field(default=200, ge=1, le=10000)
+    self_url: str | None = None  # default: link + feed.atom
+
+    @field_validator("id")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", value):
+            raise ValueError(f"{value!r} is not a valid URI (e.g. urn:example:edu-news)")
+        return value
+
+    @field_validator("link", "self_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        return value if value is None else check_http_url(value)
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class Selectors(_Model):
+    item: Selector
+    title: Selector
+    link: Selector
+    date: Selector | None = None
+    summary: Selector | None = None
+    content: Selector | None = None
+    next_page: Selector | None = None
+    remove: list[Selector] = []
+    attachments: Selector | None = None
+
+
+def check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s?#]+", value, re.I):
+        raise ValueError(f"{value!r} is not an http(s) URL (only http:// and https:// are accepted)")
+    return value
+
+
+class SourceConfig(_Model):
+    name: str = Field(min_length=1)
+    url: str
+    type: Literal["feed", "html", "auto"] = "feed"
+    interval: Duration | None = None
+    tags: list[str] = []
+    enabled: bool = True
+    priority: int = 0
+    timezone: Zone | None = None
+    selectors: Selectors | None = None
+    max_pages: int = Field(default=1, ge=1, le=50)
+    title_cleanup: Regex | None = None
+    headers: dict[str, str] = {}
+    extract: Literal["auto"] | None = None
+    follow_offsite: bool = False
+    include: Regex | None = None
+    exclude: Regex | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @model_validator(mode="after")
+    def _html_needs_selectors(self) -> SourceConfig:
+        if self.type == "html" and self.selectors is None:
+            raise ValueError("an html source needs `selectors` with at least item, title and link")
+        return self
+
+
+class Rule(_Model):
+    match: Regex
+    tag: str | None = None
+    drop: bool = False
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Rule:
+        if not self.tag and not self.drop:
+            raise ValueError("a rule needs `tag: NAME` or `drop: true`")
+        return self
+
+
+class DedupeConfig(_Model):
+    enabled: bool = True
+    window: Duration = timedelta(days=14)
+    threshold: float = Field(default=0.6, gt=0, le=1)
+
+
+class SmtpConfig(_Model):
+    host: str = "localhost"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    timeout: Duration = timedelta(seconds=30)
+    verify: bool = True
+    ca_file: Path | None = None
+
+
+class Recipient(_Model):
+    address: str
+    tags: list[str] = []
+    sources: list[str] = []
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+
+class DigestConfig(_Model):
+    schedule: str = "0 7 * * *"
+    timezone: Zone = "UTC"
+    subject: str = "{title} · {date} · {count} stories"
+    sender: str = "Education News <digest@localhost>"
+    group_by: Literal["tag", "source", "none"] = "tag"
+    max_stories: int = Field(default=100, ge=1)
+    skip_empty: bool = True
+    templates: Path | None = None
+    smtp: SmtpConfig = SmtpConfig()
+    recipients: list[Recipient] = []
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return value
+
+
+class Config(_Model):
+    database: str = "sqlite:///data/aggregator.db"
+    poll: PollConfig = PollConfig()
+    output: OutputConfig = OutputConfig()
+    server: ServerConfig = ServerConfig()
+    dedupe: DedupeConfig = DedupeConfig()
+    rules: list[Rule] = []
+    digest: DigestConfig | None = None
+    sources: list[SourceConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for index, source in enumerate(self.sources):
+            if source.name in seen:
+                raise _KeyedError(("sources", index, "name"), f"duplicate source name {source.name!r}")
+            seen.add(source.name)
+        return self
+
+    def source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def source_tz(self, source: SourceConfig) -> ZoneInfo:
+        return ZoneInfo(source.timezone or self.poll.timezone)
+
+    def interval(self, source: SourceConfig) -> timedelta:
+        return source.interval or self.poll.interval
+
+
+class _KeyedError(ValueError):
+    """A model-level error that knows which key it is about."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    path: Path
+
+
+def _line_map(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
+    """Record the 1-based line of every key path; duplicate keys are an error."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise ConfigError(f"{_fmt(path + (key,))}: duplicate key (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _line_map(value_node, path + (key,), lines)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            _line_map(child, path + (index,), lines)
+
+
+def _fmt(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_of(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+def _expand_env(value: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, path + (k,), lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, path + (i,), lines) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{_fmt(path)} (line {_line_of(path, lines)}): environment variable {name} is not set"
+                )
+            return os.environ[name]
+
+        return _ENV.sub(repl, value)
+    return value
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative paths mean relative to the config file, not to the working directory."""
+    db = data.get("database")
+    if isinstance(db, str) and db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
+        rest = db[len("sqlite:///") :]
+        if rest and not rest.startswith(":memory:"):
+            data["database"] = "sqlite:///" + str(base / rest)
+    output = data.get("output")
+    output = output if isinstance(output, dict) else {}
+    for key, default in (("atom_path", "public/feed.atom"), ("html_path", "public/index.html")):
+        output[key] = str(base / str(output.get(key, default)))
+    if "output" in data or output:
+        data["output"] = output
+    digest = data.get("digest")
+    if isinstance(digest, dict):
+        if isinstance(digest.get("templates"), str):
+            digest["templates"] = str(base / digest["templates"])
+        smtp = digest.get("smtp")
+        if isinstance(smtp, dict) and isinstance(smtp.get("ca_file"), str):
+            smtp["ca_file"] = str(base / smtp["ca_file"])
+
+
+def parse_config(text: str, base: Path, name: str = "config.yaml") -> Config:
+    """Validate config text; every error names the key path and its line in `name`."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{name}: YAML syntax error at {where}: {problem}") from None
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _line_map(node, (), lines)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: the top level must be a mapping of keys (database, poll, sources, ...)")
+    data = _expand_env(data, (), lines)
+    _resolve_paths(data, base)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, lines, name)) from None
+
+
+def _describe(exc: ValidationError, lines: dict[tuple[str | int, ...], int], name: str) -> str:
+    messages = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        ctx_error = (error.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _KeyedError):
+            loc = ctx_error.loc
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        line = _line_of(loc, lines)
+        where = f" (line {line})" if line else ""
+        messages.append(f"{_fmt(loc)}{where}: {message}")
+    return f"{name}: invalid config:\n  " + "\n  ".join(messages)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    return parse_config(text, path.resolve().parent, str(path))

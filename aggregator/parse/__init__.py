@@ -1,0 +1,1 @@
+"""Pure parsers that turn fetched feeds and pages into items."""

@@ -1,0 +1,404 @@
+"""The poll, end to end. The whole flow, kept true:
+
+    sources = due(config, store, now)            # all enabled ones for a manual poll
+    fetched = fetch(sources)                      # threads; conditional GET; per-host limit
+    items   = parse(fetched)                      # worker processes: feedparser / selectors
+    arts    = normalize(items)                    # URLs, titles, nh3 sanitize, hashes, rules
+    with store.transaction():                     # one per source: all or nothing
+        upsert(arts); assign stories (dedupe); record source health
+    build_outputs()                               # Atom + page, written atomically
+
+One broken source yields a report with status `error`; the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import requests
+
+from . import dedupe
+from .config import Config, Rule, SourceConfig
+from .errors import FetchError, ParseError, SourceError
+from .fetch import HostLimiter, decode_html, fetch, make_session
+from .model import Article, Fetched, Item, Parsed, PollReport
+from .normalize import canonical_url, normalize
+from .outputs import write_atomic
+from .outputs.atom import render_atom
+from .outputs.page import render_page
+from .parse.feed import parse_feed
+from .parse.html import discover_feed, extract_article, looks_like_feed, parse_list
+from .store import Store, Tx
+
+log = logging.getLogger("aggregator.poll")
+
+#: Below this many fetched bodies the process pool costs more than it saves.
+POOL_THRESHOLD = 6
+
+
+@dataclass
+class Outcome:
+    """What the fetch-and-parse half produced for one source, before storing."""
+
+    source: SourceConfig
+    fetched: Fetched | None = None
+    articles: list[Article] = field(default_factory=list)
+    parsed_count: int | None = None
+    ttl_minutes: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: SourceError | None = None
+    skipped: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+def parse_and_normalize(source: SourceConfig, rules: Sequence[Rule], body: bytes,
+                        headers: dict[str, str], final_url: str, zone: str,
+                        now: datetime) -> tuple[list[Article], int, int | None]:
+    """Runs in a worker process: bytes in, articles out (picklable both ways)."""
+    parsed = parse_feed(body, headers, final_url, source=source.name, tz=ZoneInfo(zone), now=now)
+    articles = [a for a in (normalize(i, source, rules, now) for i in parsed.items) if a]
+    return articles, len(parsed.items), parsed.ttl_minutes
+
+
+def next_poll_at(now: datetime, interval: timedelta, failures: int, *, max_backoff: timedelta,
+                 retry_after: float | None = None, ttl_minutes: int | None = None,
+                 rng: random.Random | None = None) -> datetime:
+    """Success: the interval, raised to the feed's ttl (capped). Failure: interval x 2^n with
+    +-10% jitter, capped at max_backoff, never sooner than Retry-After."""
+    if failures <= 0:
+        wait = interval
+        if ttl_minutes:
+            wait = max(wait, min(timedelta(minutes=ttl_minutes), max_backoff))
+        return now + wait
+    jitter = 1 + ((rng or random).random() - 0.5) * 0.2
+    wait = min(interval * (2 ** min(failures, 30)) * jitter, max_backoff)
+    if retry_after:
+        wait = max(wait, timedelta(seconds=min(retry_after, max_backoff.total_seconds())))
+    return now + wait
+
+
+class Poller:
+    """Long-lived poll state: HTTP session, host limiter, worker pool, dedupe index."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.session = make_session(config.poll)
+        self.limiter = HostLimiter(config.poll.per_host)
+        self._index: dedupe.Index | None = None
+        self._index_lock = threading.Lock()
+        self._pool: Executor | None = None
+        self._write_lock = threading.Lock()
+        self.stopping = threading.Event()  # set on shutdown: sources not yet fetched are skipped
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self.session.close()
+
+    # --- the flow ------------------------------------------------------------------------------
+
+    def poll(self, sources: Sequence[SourceConfig], now_fn: Callable[[], datetime]) -> list[PollReport]:
+        """Poll these sources once; returns one report per source in config order."""
+        if not sources:
+            return []
+        with self.store.transaction() as tx:
+            tx.sync_sources([(s.name, s.url) for s in self.config.sources])
+        states = self.store.source_states()
+        reports: dict[str, PollReport] = {}
+        workers = min(self.config.poll.concurrency, len(sources))
+        pool = self._parse_pool() if len(sources) >= POOL_THRESHOLD else None
+        parse_futures: list[tuple[Outcome, Future[Any]]] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as threads:
+            futures = [threads.submit(self._fetch_source, s, states.get(s.name), now_fn) for s in sources]
+            for future in futures:
+                outcome = future.result()
+                if outcome.skipped:
+                    reports[outcome.source.name] = PollReport(outcome.source.name, "skipped")
+                    continue
+                if outcome.fetched and not outcome.fetched.not_modified and outcome.source.type == "feed" \
+                        and outcome.error is None and not outcome.articles:
+                    args = self._parse_args(outcome, now_fn())
+                    if pool is not None:
+                        parse_futures.append((outcome, pool.submit(parse_and_normalize, *args)))
+                        continue
+                    self._parse_inline(outcome, args)
+                reports[outcome.source.name] = self._save(outcome, now_fn())
+            for outcome, parse_future in parse_futures:
+                try:
+                    outcome.articles, outcome.parsed_count, outcome.ttl_minutes = parse_future.result()
+                except SourceError as exc:
+                    outcome.error = exc
+                except Exception as exc:  # a parser crash is this source's problem only
+                    outcome.error = ParseError(outcome.source.name, f"{type(exc).__name__}: {exc}")
+                reports[outcome.source.name] = self._save(outcome, now_fn())
+        return [reports[s.name] for s in sources]
+
+    def _parse_args(self, outcome: Outcome, now: datetime) -> tuple[Any, ...]:
+        fetched = outcome.fetched
+        assert fetched is not None
+        zone = outcome.source.timezone or self.config.poll.timezone
+        return (outcome.source, self.config.rules, fetched.body, fetched.headers, fetched.final_url, zone, now)
+
+    def _parse_inline(self, outcome: Outcome, args: tuple[Any, ...]) -> None:
+        try:
+            outcome.articles, outcome.parsed_count, outcome.ttl_minutes = parse_and_normalize(*args)
+        except SourceError as exc:
+            outcome.error = exc
+        except Exception as exc:
+            outcome.error = ParseError(outcome.source.name, f"{type(exc).__name__}: {exc}")
+
+    def _parse_pool(self) -> Executor:
+        if self._pool is None:
+            workers = self.config.poll.workers or os.cpu_count() or 1
+            self._pool = ProcessPoolExecutor(max_workers=workers)
+        return self._pool
+
+    def _fetch_source(self, source: SourceConfig, state: Any, now_fn: Callable[[], datetime]) -> Outcome:
+        outcome = Outcome(source)
+        if self.stopping.is_set():
+            outcome.skipped = True
+            return outcome
+        try:
+            etag = state.etag if state is not None else None
+            modified = state.last_modified if state is not None else None
+            if source.type == "html":
+                self._html_source(outcome, etag, modified, now_fn)
+            elif source.type == "auto":
+                self._auto_source(outcome, etag, modified, now_fn)
+            else:
+                outcome.fetched = self._get(source, source.url, etag, modified)
+        except SourceError as exc:
+            outcome.error = exc
+        except Exception as exc:  # never let one source take the poll down
+            log.exception("unexpected failure polling %s", source.name)
+            outcome.error = SourceError(source.name, f"{type(exc).__name__}: {exc}")
+        return outcome
+
+    def _get(self, source: SourceConfig, url: str, etag: str | None = None,
+             modified: str | None = None) -> Fetched:
+        return fetch(self.session, url, source=source.name, poll=self.config.poll, etag=etag,
+                     last_modified=modified, headers=source.headers, limiter=self.limiter)
+
+    # --- sources without feeds -----------------------------------------------------------------
+
+    def _auto_source(self, outcome: Outcome, etag: str | None, modified: str | None,
+                     now_fn: Callable[[], datetime]) -> None:
+        source = outcome.source
+        fetched = self._get(source, source.url, etag, modified)
+        outcome.fetched = fetched
+        if fetched.not_modified or looks_like_feed(fetched.body, fetched.headers.get("content-type")):
+            return
+        text, _ = decode_html(fetched.body, fetched.headers.get("content-type"))
+        feed_url = discover_feed(text, fetched.final_url)
+        if not feed_url:
+            raise ParseError(source.name, "this page has no feed: set type: html with selectors")
+        log.info("source %s: using the feed %s found on %s", source.name, feed_url, source.url)
+        feed = self._get(source, feed_url)
+        # Validators belong to the page we asked for, so the next poll can still get a 304.
+        outcome.fetched = replace(feed, etag=fetched.etag, last_modified=fetched.last_modified)
+
+    def _html_source(self, outcome: Outcome, etag: str | None, modified: str | None,
+                     now_fn: Callable[[], datetime]) -> None:
+        source = outcome.source
+        tz = ZoneInfo(source.timezone or self.config.poll.timezone)
+        first = self._get(source, source.url, etag, modified)
+        outcome.fetched = first
+        if first.not_modified:
+            return
+        items: list[Item] = []
+        page, url, seen = first, source.url, {source.url}
+        for number in range(source.max_pages):
+            text, charset = decode_html(page.body, page.headers.get("content-type"))
+            parsed = parse_list(text, page.final_url, source, tz, now_fn())
+            outcome.warnings.extend(parsed.warnings)
+            items.extend(parsed.items)
+            if number + 1 >= source.max_pages or not parsed.next_page or parsed.next_page in seen:
+                break
+            url = parsed.next_page
+            seen.add(url)
+            page = self._get(source, url)
+        if not items:
+            raise ParseError(source.name, "selector matched 0 items (has the page been redesigned?)")
+        outcome.parsed_count = len(items)
+        items = self._with_article_pages(source, items, outcome.warnings)
+        now = now_fn()
+        outcome.articles = [a for a in (normalize(i, source, self.config.rules, now) for i in items) if a]
+
+    def _with_article_pages(self, source: SourceConfig, items: list[Item], warnings: list[str]) -> list[Item]:
+        """Fetch each NEW article page once (never a known one), at most per_host at a time."""
+        if not source.selectors or not (source.selectors.content or source.extract == "auto"):
+            return items
+        home = (urlsplit(source.url).hostname or "").lower()
+        known = self.store.known_links(source.name, [canonical_url(i.link) for i in items if i.link])
+        todo = [
+            i for i in items
+            if i.link and canonical_url(i.link) not in known
+            and (source.follow_offsite or (urlsplit(i.link).hostname or "").lower() == home)
+        ]
+        missed = 0
+        lock = threading.Lock()
+
+        def one(item: Item) -> Item:
+            nonlocal missed
+            try:
+                page = self._get(source, item.link or "")
+            except FetchError as exc:
+                log.warning("source %s: article page %s: %s", source.name, item.link, exc.reason)
+                return item
+            text, _ = decode_html(page.body, page.headers.get("content-type"))
+            extracted = extract_article(text, page.final_url, source)
+            if extracted.content is None:
+                with lock:
+                    missed += 1
+                return item
+            return replace(item, content=extracted.content, base_url=page.final_url,
+                           enclosures=item.enclosures + extracted.attachments,
+                           published=item.published or extracted.published)
+
+        with ThreadPoolExecutor(max_workers=max(1, self.config.poll.per_host)) as pages:
+            fetched = dict(zip([id(i) for i in todo], pages.map(one, todo), strict=True))
+        if missed:
+            warnings.append(f"content selector matched nothing on {missed} article page(s)")
+        return [fetched.get(id(i), i) for i in items]
+
+    # --- store ---------------------------------------------------------------------------------
+
+    def _save(self, outcome: Outcome, now: datetime) -> PollReport:
+        """One transaction per source. A failure rolls back everything of this source."""
+        source = outcome.source
+        duration = time.monotonic() - outcome.started
+        fetched = outcome.fetched
+        moved_to = fetched.moved_to if fetched else None
+        with self._write_lock:
+            if outcome.error is not None:
+                return self._save_error(outcome, now, duration)
+            warnings = self._breakage_warnings(outcome)
+            try:
+                with self.store.transaction() as tx:
+                    new, updated = self._store_articles(tx, source, outcome.articles, now)
+                    state = "not_modified" if fetched and fetched.not_modified else "ok"
+                    failures = 0
+                    tx.record_success(
+                        source.name, now=now, etag=fetched.etag if fetched else None,
+                        last_modified=fetched.last_modified if fetched else None, status=state,
+                        warnings=warnings, moved_to=moved_to, item_count=outcome.parsed_count,
+                        next_poll=next_poll_at(now, self.config.interval(source), failures,
+                                               max_backoff=self.config.poll.max_backoff,
+                                               ttl_minutes=outcome.ttl_minutes))
+            except Exception:
+                self._index = None  # it may hold entries of the rolled-back transaction
+                raise
+        report = PollReport(source.name, state, new=len(new), updated=len(updated),
+                            warnings=tuple(warnings), duration=duration, moved_to=moved_to,
+                            new_article_ids=tuple(new))
+        log.info("source=%s status=%s new=%d updated=%d items=%s duration=%.2fs", source.name,
+                 state, report.new, report.updated, outcome.parsed_count, duration)
+        return report
+
+    def _save_error(self, outcome: Outcome, now: datetime, duration: float) -> PollReport:
+        source, error = outcome.source, outcome.error
+        assert error is not None
+        state = self.store.source_states().get(source.name)
+        failures = (state.consecutive_failures if state else 0) + 1
+        retry_after = error.retry_after if isinstance(error, FetchError) else None
+        with self.store.transaction() as tx:
+            tx.record_error(source.name, now=now, error=error.reason, http_status=error.http_status,
+                            next_poll=next_poll_at(now, self.config.interval(source), failures,
+                                                   max_backoff=self.config.poll.max_backoff,
+                                                   retry_after=retry_after))
+        log.warning("source=%s status=error error=%r duration=%.2fs", source.name, error.reason, duration)
+        return PollReport(source.name, "error", error=error.reason, http_status=error.http_status,
+                          duration=duration)
+
+    def _breakage_warnings(self, outcome: Outcome) -> list[str]:
+        """HTML sources break silently: say when items drop by half or no date parses."""
+        warnings = list(dict.fromkeys(outcome.warnings))
+        if outcome.source.type != "html" or outcome.parsed_count is None:
+            return warnings
+        state = self.store.source_states().get(outcome.source.name)
+        previous = [c for c in (state.item_counts if state else []) or [] if c]
+        if previous and outcome.parsed_count < (sum(previous) / len(previous)) / 2:
+            warnings.append(f"item count fell to {outcome.parsed_count} from about "
+                            f"{round(sum(previous) / len(previous))}")
+        return warnings
+
+    def _store_articles(self, tx: Tx, source: SourceConfig, articles: list[Article],
+                        now: datetime) -> tuple[list[int], list[int]]:
+        upserted = tx.upsert_articles(source.name, articles, now)
+        index = self._dedupe_index() if upserted.new and self.config.dedupe.enabled else None
+        for article_id, article in upserted.new:
+            if index is None:
+                tx.new_story(article_id, article, now)
+                continue
+            fp = index.fingerprint(article)
+            decision = index.match(article, fp)
+            if decision.story_id is None:
+                story_id = tx.new_story(article_id, article, now)
+            else:
+                story_id = decision.story_id
+                tx.join_story(article_id, story_id, article, now)
+            tx.set_dedupe_keys(article_id, fp.title_key, fp.doc_number, fp.signature)
+            index.add(dedupe.Entry(article_id, story_id, article.source, article.url, article.guid,
+                                   article.text_hash, article.published, article.title, fp))
+        for article_id, _ in upserted.updated:
+            tx.touch_story_of(article_id, now)
+        return [i for i, _ in upserted.new], [i for i, _ in upserted.updated]
+
+    def _dedupe_index(self) -> dedupe.Index:
+        """Built lazily from the stored fingerprints: a poll with nothing new never pays for it."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = load_index(self.config, self.store)
+            return self._index
+
+
+def load_index(config: Config, store: Store) -> dedupe.Index:
+    index = dedupe.Index(config.dedupe)
+    newest = datetime.now().astimezone()
+    for row in store.signatures_since(newest - 2 * config.dedupe.window - timedelta(days=1)):
+        fp = dedupe.Fingerprint.from_stored(row.title_key or "", row.doc_number, row.signature)
+        index.add(dedupe.Entry(row.id, row.story_id, row.source, row.url, row.guid, row.text_hash,
+                               row.published, row.title, fp))
+    return index
+
+
+def due_sources(config: Config, store: Store, now: datetime) -> list[SourceConfig]:
+    """Enabled sources whose next poll time has come (never polled: due at once)."""
+    states = store.source_states()
+    due = []
+    for source in config.sources:
+        if not source.enabled:
+            continue
+        state = states.get(source.name)
+        if state is None or state.url != source.url or state.last_poll is None:
+            due.append(source)
+        elif state.next_poll is None or state.next_poll <= now:
+            due.append(source)
+    return due
+
+
+def build_outputs(config: Config, store: Store, now: datetime) -> int:
+    """Rebuild the Atom file and the page from the store; returns the number of entries."""
+    priorities = {s.name: s.priority for s in config.sources}
+    stories = [dedupe.arrange(s, priorities) for s in store.recent_stories(config.output.max_entries)]
+    urls = {s.name: s.url for s in config.sources}
+    write_atomic(Path(config.output.atom_path), render_atom(stories, config.output, urls, now))
+    write_atomic(Path(config.output.html_path), render_page(stories, config.output, urls, now))
+    return len(stories)
+
+
+def session_for_preview(config: Config) -> requests.Session:
+    return make_session(config.poll)

@@ -1,0 +1,133 @@
+"""The web app (Starlette, served by uvicorn): the feed, the page, health, metrics.
+
+The feed bytes and their ETag are cached in memory and reloaded when the file changes on disk,
+so a rebuild by the scheduler or by a manual `aggregator poll` is picked up at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..config import Config
+from ..store import Store
+
+
+@dataclass(frozen=True)
+class _Cached:
+    key: tuple[int, int]
+    body: bytes
+    etag: str
+    last_modified: str
+    mtime: float
+
+
+class FileCache:
+    """One file's bytes, revalidated with a stat per request (microseconds)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cached: _Cached | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> _Cached | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cached
+        if cached is not None and cached.key == key:
+            return cached
+        with self._lock:
+            body = self.path.read_bytes()  # the file is replaced atomically, never half-written
+            etag = '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest()[:20] + '"'
+            modified = format_datetime(datetime.fromtimestamp(int(stat.st_mtime), UTC), usegmt=True)
+            self._cached = _Cached(key, body, etag, modified, float(int(stat.st_mtime)))
+            return self._cached
+
+
+def _conditional(request: Request, cached: _Cached, media_type: str) -> Response:
+    headers = {"ETag": cached.etag, "Last-Modified": cached.last_modified, "Cache-Control": "max-age=60"}
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        if cached.etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*":
+            return Response(status_code=304, headers=headers)
+    elif (ims := request.headers.get("if-modified-since")) is not None:
+        try:
+            if parsedate_to_datetime(ims).timestamp() >= cached.mtime:
+                return Response(status_code=304, headers=headers)
+        except (TypeError, ValueError, IndexError):
+            pass
+    return Response(cached.body, media_type=media_type, headers=headers)
+
+
+def health_document(config: Config, store: Store, now: datetime, config_error: str | None = None) -> dict[str, Any]:
+    """The /healthz JSON: `ok` is false when any enabled source is dead or the config is broken."""
+    health = {h.name: h for h in store.health()}
+    sources = []
+    dead = 0
+    for source in config.sources:
+        h = health.get(source.name)
+        is_dead = bool(h and h.failing_since and now - h.failing_since > config.poll.dead_after)
+        dead += is_dead and source.enabled
+        sources.append({
+            "name": source.name, "url": source.url, "enabled": source.enabled,
+            "status": "dead" if is_dead else (h.last_status if h and h.last_status else "never polled"),
+            "last_poll": _iso(h.last_poll if h else None),
+            "last_success": _iso(h.last_success if h else None),
+            "last_error": h.last_error if h and h.last_status == "error" else None,
+            "last_error_at": _iso(h.last_error_at if h else None),
+            "consecutive_failures": h.consecutive_failures if h else 0,
+            "warnings": list(h.warnings) if h else [],
+            "articles": h.articles if h else 0,
+        })
+    status = "degraded" if dead or config_error else "ok"
+    document: dict[str, Any] = {"ok": status == "ok", "status": status, "dead_sources": dead,
+                                "sources": sources}
+    if config_error:
+        document["config_error"] = config_error
+    return document
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def create_app(get_config: Callable[[], Config], store: Store, *,
+               extra_routes: list[Route] | None = None,
+               config_error: Callable[[], str | None] = lambda: None) -> Starlette:
+    config = get_config()
+    feeds = FileCache(Path(config.output.atom_path))
+    pages = FileCache(Path(config.output.html_path))
+
+    async def feed(request: Request) -> Response:
+        cached = feeds.get()
+        if cached is None:
+            return Response("The feed has not been built yet.\n", status_code=503, media_type="text/plain")
+        return _conditional(request, cached, "application/atom+xml; charset=utf-8")
+
+    async def index(request: Request) -> Response:
+        cached = pages.get()
+        if cached is None:
+            return Response("The page has not been built yet.\n", status_code=503, media_type="text/plain")
+        return _conditional(request, cached, "text/html; charset=utf-8")
+
+    def healthz(request: Request) -> Response:
+        return JSONResponse(health_document(get_config(), store, datetime.now(UTC), config_error()))
+
+    routes = [Route("/feed.atom", feed), Route("/", index), Route("/healthz", healthz),
+              *(extra_routes or [])]
+    return Starlette(routes=routes)

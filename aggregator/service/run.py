@@ -1,0 +1,40 @@
+"""`aggregator serve`: scheduler in background threads, uvicorn in the foreground.
+
+SIGTERM and Ctrl-C stop uvicorn first, then the scheduler, which lets a running poll finish
+(each source's transaction is short; sources not yet fetched are skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import uvicorn
+
+from ..config import load_config
+from ..pipeline import build_outputs
+from ..store import open_store
+from .http import create_app
+from .scheduler import Service
+
+log = logging.getLogger("aggregator.service")
+
+
+def serve(config_path: str) -> int:
+    config = load_config(config_path)
+    store = open_store(config.database)
+    build_outputs(config, store, datetime.now(UTC))  # serve something at once, even before a poll
+    service = Service(config, store)
+    app = create_app(lambda: service.config, store, config_error=lambda: service.config_error)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.server.host, port=config.server.port,
+                                           log_level="warning", access_log=False, lifespan="off"))
+    service.start()
+    log.info("serving http://%s:%d/feed.atom (%d sources)", config.server.host, config.server.port,
+             len(config.sources))
+    try:
+        server.run()
+    finally:
+        log.info("shutting down: waiting for a running poll to finish")
+        service.stop()
+        store.close()
+    return 0

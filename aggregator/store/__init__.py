@@ -1,0 +1,389 @@
+"""SQLAlchemy store: articles, stories, source health, digest ledger.
+
+Every poll of a source is one short transaction (`with store.transaction() as tx:`), so a
+crash at any moment leaves the previous state intact and a re-poll repeats nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, or_, select
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import StorageError
+from ..model import Article, Enclosure, SourceHealth, StoredArticle, Story
+from . import schema
+from .schema import articles, deliveries, digest_runs, sources, stories
+
+_TICK = timedelta(microseconds=1)
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate) the database; a storage failure is a StorageError (exit 3)."""
+    try:
+        if url.startswith("sqlite:///"):
+            path = url[len("sqlite:///") :]
+            if path and not path.startswith(":memory:"):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        with engine.begin() as conn:
+            schema.migrate(conn)
+    except (SQLAlchemyError, OSError, RuntimeError) as exc:
+        raise StorageError(f"cannot open database {_safe(url)}: {_first_line(exc)}") from exc
+    return Store(engine)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL lets readers (the web app) run beside a writer; busy_timeout waits out a writer
+    in another process instead of failing with 'database is locked'."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _safe(url: str) -> str:
+    """Never print a database password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Upserted:
+    new: list[tuple[int, Article]]
+    updated: list[tuple[int, Article]]
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        try:
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name == "sqlite":
+                    # Take the write lock up front: a reader turning writer mid-transaction
+                    # could otherwise fail at once instead of waiting out the busy timeout.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield Tx(conn)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def source_states(self) -> dict[str, Row[Any]]:
+        with self.reading() as conn:
+            return {row.name: row for row in conn.execute(select(sources))}
+
+    def health(self) -> list[SourceHealth]:
+        with self.reading() as conn:
+            counts = dict(
+                conn.execute(select(articles.c.source, func.count()).group_by(articles.c.source)).all()
+            )
+            return [
+                SourceHealth(
+                    name=r.name, url=r.url, enabled=not r.removed, last_poll=r.last_poll,
+                    last_success=r.last_success, last_error=r.last_error,
+                    last_error_at=r.last_error_at, last_status=r.last_status,
+                    consecutive_failures=r.consecutive_failures or 0,
+                    articles=int(counts.get(r.name, 0)), warnings=tuple(r.warnings or ()),
+                    next_poll=r.next_poll, failing_since=r.failing_since, moved_to=r.moved_to,
+                    removed=bool(r.removed),
+                )
+                for r in conn.execute(select(sources).order_by(sources.c.name))
+            ]
+
+    def known_links(self, source: str, urls: Iterable[str]) -> set[str]:
+        """Which of these canonical URLs the source already has (to skip refetching pages)."""
+        wanted = list(set(urls))
+        found: set[str] = set()
+        with self.reading() as conn:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                found.update(conn.execute(select(articles.c.url).where(
+                    articles.c.source == source, articles.c.url.in_(chunk))).scalars())
+        return found
+
+    def recent_stories(self, limit: int, since: datetime | None = None,
+                       first_seen_after: datetime | None = None) -> list[Story]:
+        """Newest stories by published date, each with all its copies."""
+        query = select(stories).order_by(stories.c.published.desc(), stories.c.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(stories.c.published >= since)
+        if first_seen_after is not None:
+            query = query.where(stories.c.first_seen > first_seen_after)
+        with self.reading() as conn:
+            rows = conn.execute(query).all()
+            return self._stories(conn, rows)
+
+    def stories_by_id(self, ids: Sequence[int]) -> list[Story]:
+        with self.reading() as conn:
+            rows = conn.execute(select(stories).where(stories.c.id.in_(list(ids)))).all()
+            return self._stories(conn, rows)
+
+    def _stories(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[Story]:
+        if not rows:
+            return []
+        copies: dict[int, list[StoredArticle]] = {}
+        ids = [r.id for r in rows]
+        for i in range(0, len(ids), 500):
+            query = select(articles).where(articles.c.story_id.in_(ids[i : i + 500]))
+            for row in conn.execute(query.order_by(articles.c.published, articles.c.id)):
+                copies.setdefault(row.story_id, []).append(stored_article(row))
+        return [
+            Story(id=r.id, uid=r.uid, first_seen=r.first_seen, updated=r.updated,
+                  published=r.published, copies=tuple(copies[r.id]))
+            for r in rows
+            if r.id in copies
+        ]
+
+    def article_by_url(self, url: str) -> StoredArticle | None:
+        with self.reading() as conn:
+            row = conn.execute(select(articles).where(
+                or_(articles.c.url == url, articles.c.link == url)).limit(1)).first()
+            return stored_article(row) if row else None
+
+    def signatures_since(self, since: datetime) -> Iterator[Row[Any]]:
+        """Rows the dedupe index is rebuilt from at start-up, oldest first."""
+        query = select(articles.c.id, articles.c.story_id, articles.c.source, articles.c.url,
+                       articles.c.guid, articles.c.text_hash, articles.c.title_key,
+                       articles.c.doc_number, articles.c.signature, articles.c.published,
+                       articles.c.title).where(articles.c.published >= since).order_by(articles.c.id)
+        with self.reading() as conn:
+            yield from conn.execute(query.execution_options(yield_per=5000))
+
+    def counts(self) -> dict[str, int]:
+        with self.reading() as conn:
+            return {
+                "articles": conn.execute(select(func.count()).select_from(articles)).scalar_one(),
+                "stories": conn.execute(select(func.count()).select_from(stories)).scalar_one(),
+            }
+
+
+def stored_article(row: Row[Any]) -> StoredArticle:
+    article = Article(
+        source=row.source, key=row.key, url=row.url, link=row.link, guid=row.guid,
+        title=row.title, summary=row.summary, content=row.content, author=row.author,
+        published=row.published, source_updated=row.source_updated, tags=tuple(row.tags or ()),
+        enclosures=tuple(Enclosure(**e) for e in row.enclosures or ()),
+        content_hash=row.content_hash, text_hash=row.text_hash,
+    )
+    return StoredArticle(id=row.id, story_id=row.story_id, article=article,
+                         first_seen=row.first_seen, updated=row.updated)
+
+
+def story_uid(source: str, key: str) -> str:
+    """Stable across rebuilds: derived from the first copy's identity."""
+    return str(uuid.UUID(bytes=hashlib.sha1(f"{source}\x1f{key}".encode()).digest()[:16], version=5))
+
+
+class Tx:
+    """The writes of one transaction. Timestamps handed out by `stamp()` are unique and
+    increasing, so no two entries ever share an Atom `updated` value."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._last: datetime | None = None
+
+    def stamp(self, now: datetime) -> datetime:
+        if self._last is None:
+            newest = self.conn.execute(select(func.max(articles.c.updated))).scalar()
+            newest_story = self.conn.execute(select(func.max(stories.c.updated))).scalar()
+            self._last = max(x for x in (now - _TICK, newest, newest_story) if x is not None)
+        self._last = max(now, self._last + _TICK)
+        return self._last
+
+    def upsert_articles(self, source: str, batch: Sequence[Article], now: datetime) -> Upserted:
+        """Insert new articles, update changed ones; the same GUID or canonical URL within a
+        source is the same article. New articles get story_id 0 until assigned."""
+        existing = self._existing(source, batch)
+        new: list[tuple[int, Article]] = []
+        updated: list[tuple[int, Article]] = []
+        seen_ids: set[int] = set()
+        for article in batch:
+            match = (existing.get(("key", article.key))
+                     or (existing.get(("guid", article.guid)) if article.guid else None)
+                     or (existing.get(("url", article.url)) if article.url else None))
+            if match is None:
+                values = _values(article)
+                stamp = self.stamp(now)
+                values.update(first_seen=now, updated=stamp, story_id=0)
+                row_id = self.conn.execute(articles.insert().values(values)).inserted_primary_key[0]
+                new.append((row_id, article))
+                for kind, value in (("key", article.key), ("guid", article.guid), ("url", article.url)):
+                    if value:
+                        existing[(kind, value)] = (row_id, article.content_hash, article.key)
+                seen_ids.add(row_id)
+                continue
+            row_id, content_hash, key = match
+            if row_id in seen_ids or content_hash == article.content_hash:
+                continue
+            values = _values(article)
+            values.pop("key")  # identity stays as first stored
+            values.update(updated=self.stamp(now))
+            self.conn.execute(articles.update().where(articles.c.id == row_id).values(values))
+            updated.append((row_id, article))
+            seen_ids.add(row_id)
+        return Upserted(new, updated)
+
+    def _existing(self, source: str, batch: Sequence[Article]) -> dict[tuple[str, str], tuple[int, str, str]]:
+        keys = [a.key for a in batch]
+        guids = [a.guid for a in batch if a.guid]
+        urls = [a.url for a in batch if a.url]
+        found: dict[tuple[str, str], tuple[int, str, str]] = {}
+        cols = (articles.c.id, articles.c.key, articles.c.guid, articles.c.url, articles.c.content_hash)
+        for i in range(0, max(len(keys), 1), 300):
+            cond = or_(articles.c.key.in_(keys[i : i + 300]), articles.c.guid.in_(guids[i : i + 300]),
+                       articles.c.url.in_(urls[i : i + 300]))
+            for row in self.conn.execute(select(*cols).where(articles.c.source == source, cond)):
+                value = (row.id, row.content_hash, row.key)
+                found[("key", row.key)] = value
+                if row.guid:
+                    found.setdefault(("guid", row.guid), value)
+                if row.url:
+                    found.setdefault(("url", row.url), value)
+        return found
+
+    def new_story(self, article_id: int, article: Article, now: datetime) -> int:
+        story_id = self.conn.execute(stories.insert().values(
+            uid=story_uid(article.source, article.key), first_seen=now,
+            updated=self.stamp(now), published=article.published)).inserted_primary_key[0]
+        self.conn.execute(articles.update().where(articles.c.id == article_id).values(story_id=story_id))
+        return int(story_id)
+
+    def join_story(self, article_id: int, story_id: int, article: Article, now: datetime) -> None:
+        """A copy joins a story: the story's `updated` moves, its id (and entry id) stays."""
+        self.conn.execute(articles.update().where(articles.c.id == article_id).values(story_id=story_id))
+        self.conn.execute(stories.update().where(stories.c.id == story_id).values(
+            updated=self.stamp(now),
+            published=func.min(stories.c.published, article.published)
+            if self.conn.dialect.name == "sqlite" else func.least(stories.c.published, article.published)))
+
+    def touch_story_of(self, article_id: int, now: datetime) -> None:
+        story_id = self.conn.execute(select(articles.c.story_id).where(articles.c.id == article_id)).scalar()
+        if story_id:
+            self.conn.execute(stories.update().where(stories.c.id == story_id).values(updated=self.stamp(now)))
+
+    def set_dedupe_keys(self, article_id: int, title_key: str, doc_number: str | None,
+                        signature: bytes | None) -> None:
+        self.conn.execute(articles.update().where(articles.c.id == article_id).values(
+            title_key=title_key, doc_number=doc_number, signature=signature))
+
+    # --- source health -------------------------------------------------------------------------
+
+    def sync_sources(self, configured: Sequence[tuple[str, str]]) -> None:
+        """Known sources match the config; removed ones stay (with their articles), marked."""
+        rows = {r.name: r for r in self.conn.execute(select(sources.c.name, sources.c.url, sources.c.removed))}
+        names = {name for name, _ in configured}
+        for name, url in configured:
+            row = rows.get(name)
+            if row is None:
+                self.conn.execute(sources.insert().values(name=name, url=url, warnings=[], item_counts=[],
+                                                          consecutive_failures=0, removed=False))
+            elif row.url != url or row.removed:
+                # A changed URL is a different resource: forget its validators.
+                values: dict[str, Any] = {"url": url, "removed": False}
+                if row.url != url:
+                    values.update(etag=None, last_modified=None, moved_to=None)
+                self.conn.execute(sources.update().where(sources.c.name == name).values(values))
+        for name, row in rows.items():
+            if name not in names and not row.removed:
+                self.conn.execute(sources.update().where(sources.c.name == name).values(removed=True))
+
+    def record_success(self, name: str, *, now: datetime, etag: str | None, last_modified: str | None,
+                       status: str, warnings: Sequence[str], next_poll: datetime | None,
+                       moved_to: str | None, item_count: int | None) -> None:
+        row = self.conn.execute(select(sources.c.item_counts).where(sources.c.name == name)).first()
+        counts = list(row.item_counts or []) if row else []
+        if item_count is not None:
+            counts = [*counts, item_count][-5:]
+        values: dict[str, Any] = dict(
+            last_poll=now, last_success=now, last_status=status, consecutive_failures=0,
+            failing_since=None, warnings=list(warnings), next_poll=next_poll, moved_to=moved_to,
+            item_counts=counts, http_status=None,
+        )
+        if status != "not_modified" or etag or last_modified:
+            values.update(etag=etag, last_modified=last_modified)
+        self.conn.execute(sources.update().where(sources.c.name == name).values(values))
+
+    def record_error(self, name: str, *, now: datetime, error: str, http_status: int | None,
+                     next_poll: datetime | None) -> None:
+        row = self.conn.execute(select(sources.c.consecutive_failures, sources.c.failing_since)
+                                .where(sources.c.name == name)).first()
+        failures = (row.consecutive_failures or 0) + 1 if row else 1
+        self.conn.execute(sources.update().where(sources.c.name == name).values(
+            last_poll=now, last_status="error", last_error=error, last_error_at=now,
+            http_status=http_status, consecutive_failures=failures,
+            failing_since=(row.failing_since if row and row.failing_since else now),
+            next_poll=next_poll))
+
+    # --- digest ledger -------------------------------------------------------------------------
+
+    def mark_delivered(self, recipient: str, story_ids: Iterable[int], message_id: str, now: datetime) -> None:
+        for story_id in story_ids:
+            exists = self.conn.execute(select(deliveries.c.story_id).where(
+                deliveries.c.recipient == recipient, deliveries.c.story_id == story_id)).first()
+            if not exists:
+                self.conn.execute(deliveries.insert().values(
+                    recipient=recipient, story_id=story_id, sent_at=now, message_id=message_id))
+        self._digest_run(recipient, now, last_sent=now, last_error=None, failures=0)
+
+    def record_digest_failure(self, recipient: str, error: str, now: datetime) -> None:
+        row = self.conn.execute(select(digest_runs.c.failures).where(digest_runs.c.recipient == recipient)).first()
+        self._digest_run(recipient, now, last_error=error, failures=(row.failures if row else 0) + 1)
+
+    def _digest_run(self, recipient: str, now: datetime, **values: Any) -> None:
+        values["last_attempt"] = now
+        exists = self.conn.execute(select(digest_runs.c.recipient).where(digest_runs.c.recipient == recipient)).first()
+        if exists:
+            self.conn.execute(digest_runs.update().where(digest_runs.c.recipient == recipient).values(values))
+        else:
+            values.setdefault("failures", 0)
+            self.conn.execute(digest_runs.insert().values(recipient=recipient, **values))
+
+
+def _values(article: Article) -> dict[str, Any]:
+    return dict(
+        source=article.source, key=article.key, guid=article.guid, url=article.url,
+        link=article.link, title=article.title, summary=article.summary, content=article.content,
+        author=article.author, published=article.published, source_updated=article.source_updated,
+        tags=list(article.tags),
+        enclosures=[e.__dict__ for e in article.enclosures],
+        content_hash=article.content_hash, text_hash=article.text_hash,
+    )
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
