@@ -161,7 +161,7 @@ def normalize(item: Item, source: SourceConfig, rules: Sequence[Rule], now: date
         title = truncate(text.replace("\n", " "), 80)
     if not title and not url:
         return None
-    title = title[:MAX_TITLE]
+    title = title[:MAX_TITLE] or "(untitled)"
     summary = truncate(clean_text(summary_html) or text.replace("\n", " "))
     published = item.published or item.updated or now
     published = min(published, now)  # dates in the future are clamped to the time seen

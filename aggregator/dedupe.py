@@ -1,0 +1,907 @@
+"""Cross-source dedup: group reprints of one piece of news into one story.
+
+Pure: no network, no database, no clock. The pipeline keeps one `Index` of the articles of
+the last `window`, asks it for a `Fingerprint` and a `Decision` for each new article, stores
+the fingerprint with the article and adds it to the index, so a restart rebuilds the index
+from stored fingerprints without reading a single body.
+
+A new article joins an earlier one when, in this order (the first stage that matches wins):
+
+1. an exact key is shared: canonical URL, a globally unique GUID, the body's `text_hash`;
+   or the official document number (发文字号), but only with agreeing titles or bodies;
+2. the normalized titles are equal, the title is not generic and the bodies do not disagree;
+3. the texts are near-duplicates: MinHash Jaccard >= threshold and the titles do not
+   contradict each other.
+
+Only entries published within `window` of the new article are candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import html
+import importlib.util
+import re
+import unicodedata
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from .config import DedupeConfig
+from .model import Article, Story
+
+NUM_PERM = 128  # MinHash permutations: 512 bytes a signature, Jaccard error ~0.04 at 0.6
+SIGNATURE_VERSION = 1  # bump when shingling changes: old stored signatures are then ignored
+MIN_BODY = 40  # characters: shorter bodies get no signature (title-only items)
+FULL_BODY = 400  # characters: longer than any summary (normalize keeps 300), so a full text
+BOILERPLATE_REPEATS = 3  # a line in this many articles of one source is that source's furniture
+TITLE_AGREES = 0.5  # title n-gram Dice that lets a shared document number join
+TITLES_UNRELATED = 0.15  # title n-gram Dice below which two long titles share "very little"
+BODIES_DISAGREE = 0.5  # containment below which two full bodies are different texts
+TEMPLATE_SHARE = 0.6  # shared prefix + suffix of the longer title that makes it a template
+BUCKET_CAP = 64  # newest rows looked at per LSH bucket: bounds work on hot buckets
+
+STAGE_URL, STAGE_GUID, STAGE_TEXT = "url", "guid", "text_hash"
+STAGE_DOC, STAGE_TITLE, STAGE_NEAR = "doc_number", "title", "near_duplicate"
+STAGE_NEW, STAGE_DISABLED = "new", "disabled"
+
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_TOKEN = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")  # one CJK character, or one latin word
+_NON_WORD = re.compile(r"[\W_]+")
+_SPACE = re.compile(r"\s+")
+_TAG = re.compile(r"<[^>]*>")
+_BLOCK = re.compile(
+    r"(?i)<\s*/?\s*(?:p|br|div|li|h[1-6]|tr|blockquote|pre|section|article|figure|figcaption"
+    r"|table|ul|ol|dd|dt|hr)\b[^>]*>"
+)
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What matching needs of an article, small enough to store with it and rebuild from.
+
+    `signature` is two uint32 header words (version << 24 | body characters, shingle count)
+    followed by NUM_PERM uint32 MinHash values; None for bodies under MIN_BODY characters.
+    """
+
+    title_key: str
+    doc_number: str | None
+    signature: bytes | None
+
+    @classmethod
+    def from_stored(
+        cls, title_key: str | None, doc_number: str | None, signature: bytes | memoryview | None
+    ) -> Fingerprint:
+        """Rebuild without recomputing; a signature of another version or size is dropped, so
+        rows stored before a shingling change degrade to title and key matching."""
+        sig = bytes(signature) if signature else None
+        if sig is not None and not _valid_signature(sig):
+            sig = None
+        return cls(title_key or "", doc_number or None, sig)
+
+    @property
+    def hashes(self) -> npt.NDArray[np.uint32] | None:
+        """The MinHash values (a view on the bytes, no copy)."""
+        if self.signature is None:
+            return None
+        return np.frombuffer(self.signature, dtype=np.uint32, offset=8)
+
+    @property
+    def body_chars(self) -> int:
+        """Characters of the body the signature was made from (whitespace excluded)."""
+        return _header(self.signature)[0]
+
+    @property
+    def shingles(self) -> int:
+        """Distinct shingles of the text: the set size behind the MinHash."""
+        return _header(self.signature)[1]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One article as the index knows it: its keys and fingerprint, no body."""
+
+    article_id: int
+    story_id: int
+    source: str
+    url: str
+    guid: str | None
+    text_hash: str
+    published: datetime
+    title: str
+    fp: Fingerprint
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Which story a new article joins (None: a new story), by which stage and why."""
+
+    story_id: int | None
+    stage: str
+    score: float
+    detail: str
+
+
+class Verdict(NamedTuple):
+    """One stage's judgement of one pair; `detail` says why, for `aggregator explain`."""
+
+    matched: bool
+    score: float
+    detail: str
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _ts_table() -> dict[int, str]:
+    """Traditional -> simplified, one character at a time, as a `str.translate` table.
+
+    Built once from OpenCC's own character dictionary: the pure-Python OpenCC converter is
+    far too slow for bodies, while `translate` runs in C. Phrase-level conversion is not
+    needed for matching: both copies go through the same table.
+    """
+    spec = importlib.util.find_spec("opencc")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    table: dict[int, str] = {}
+    for line in (folder / "dictionary" / "TSCharacters.txt").read_text("utf-8").splitlines():
+        traditional, _, simplified = line.partition("\t")
+        first = simplified.split(" ")[0].strip()
+        if len(traditional) == 1 and first:
+            table[ord(traditional)] = first
+    return table
+
+
+def fold(text: str) -> str:
+    """NFKC (full-width forms), traditional -> simplified, lower case: the spelling-free form."""
+    return unicodedata.normalize("NFKC", text).translate(_ts_table()).lower()
+
+
+_PREFIX = re.compile(r"^\s*(?:【[^】]{0,20}】|\[[^\]]{0,20}\])\s*")
+_SUFFIX = re.compile(r"(?:\s+[-–]{1,2}\s+|\s*[_|]\s*|\s*—{1,2}\s*)[^-–—_|]{1,20}$")
+_TITLE_MIN_LEFT = 6  # a suffix is only a site name if a real title stays in front of it
+
+
+def strip_title_affixes(title: str) -> str:
+    """Drop source prefixes (`【中国教育报】`, `[Edu]`) and short site suffixes
+    (` - 站名`, `_站名`, `| Site`, `—站名`), which reprints add and originals lack."""
+    text = title.strip()
+    while (match := _PREFIX.match(text)) and match.end() < len(text):
+        text = text[match.end() :]
+    for _ in range(2):
+        match = _SUFFIX.search(text)
+        if not match or len(_NON_WORD.sub("", text[: match.start()])) < _TITLE_MIN_LEFT:
+            break
+        text = text[: match.start()]
+    return text
+
+
+def normalize_title(title: str) -> str:
+    """The title key: folded, affixes dropped, punctuation and whitespace removed, so
+    `【转载】教育部：推進…｜某网` and `教育部推进…` get the same key."""
+    return _NON_WORD.sub("", strip_title_affixes(fold(title)))
+
+
+_GENERIC_TERMS = re.compile(
+    r"第[\d零〇一二两三四五六七八九十百千]+[场期届次批号轮]|\d+|新闻发布会|发布会|工作动态|通知公告"
+    r"|要闻|简讯|快讯|动态|一周|每周|每日|周报|日报|月报|简报|综述|汇总|回顾|举行|召开|图片新闻"
+    r"|weekly|daily|monthly|roundup|digest|newsletter|briefing|headlines|update|review|edition"
+    r"|news|week|inbrief|issue"
+)
+_GENERIC_MIN = 6  # informative weight: 6 CJK characters or 12 latin letters
+
+
+def _weight(text: str) -> float:
+    """Information in a key: a CJK character carries about as much as two latin letters."""
+    cjk = len(_CJK_CHAR.findall(text))
+    return cjk + (len(text) - cjk) / 2
+
+
+def is_generic_title(key: str) -> bool:
+    """Titles like `weeklyroundup` or `教育部新闻发布会` name a column, not a story: they never
+    merge on the title alone. Numbers and column words carry no identity here."""
+    return _weight(_GENERIC_TERMS.sub("", key)) < _GENERIC_MIN
+
+
+_DOC = re.compile(
+    r"([\u4e00-\u9fff]{2,12})\s*[〔\[(【]\s*((?:19|20)\d{2})\s*[〕\])】]\s*第?\s*(\d{1,5})\s*号"
+)
+_DOC_LEAD = re.compile(
+    r"^(?:根据|按照|依据|依照|参照|参见|详见|印发|转发|发布|执行|落实|贯彻|关于|文件|通知|号文|见|即|的|和|及|与|等)+"
+)
+
+
+def doc_number(text: str) -> str | None:
+    """The first official document number (`教职成〔2024〕1号`) in the text, with the bracket
+    variants `[2024]`, `(2024)`, `（2024）`, `［2024］`, `【2024】` unified to `〔2024〕`."""
+    match = _DOC.search(fold(text))
+    if not match:
+        return None
+    agency = _DOC_LEAD.sub("", match.group(1))[-6:]
+    if len(agency) < 2:
+        return None
+    return f"{agency}〔{match.group(2)}〕{int(match.group(3))}号"
+
+
+def body_text(article: Article) -> str:
+    """Plain body text with one paragraph a line: `content` with block tags as line breaks,
+    else the summary."""
+    text = ""
+    if article.content:
+        text = html.unescape(_TAG.sub("", _BLOCK.sub("\n", article.content)))
+    if not text.strip():
+        text = article.summary or ""
+    lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+_INLINE_NOISE = re.compile(
+    r"[(（]\s*(?:责任编辑|责编|编辑|作者|来源|记者|通讯员)\s*[:：][^)）]{0,40}[)）]"
+)
+_NOISE_LINE = re.compile(
+    r"^(?:责任编辑|责编|编辑|来源|稿源|文章来源|信息来源|最近更新|更新时间|发布时间|扫一扫|分享到"
+    r"|打印本页|关闭窗口|图为|图片来源|图片由|share this|editor\s*:|editors?'? note|subscribe"
+    r"|sign up for|photo\s*:|image\s*:|caption\s*:|read more|related\s*:)"
+)
+_NOISE_LINE_MAX = 200  # a longer line starting like furniture is content
+
+
+def content_lines(text: str) -> list[str]:
+    """Folded body lines without the built-in furniture: editor and source credits, share
+    and print links, image captions, update stamps."""
+    lines = []
+    for raw in fold(text).split("\n"):
+        line = _INLINE_NOISE.sub("", raw).strip()
+        if not line or (len(line) <= _NOISE_LINE_MAX and _NOISE_LINE.match(line)):
+            continue
+        lines.append(line)
+    return lines
+
+
+def line_key(line: str) -> int:
+    """A line's identity for boilerplate counting: whitespace and punctuation ignored."""
+    return zlib.crc32(_NON_WORD.sub("", line).encode("utf-8"))
+
+
+# --- MinHash ------------------------------------------------------------------------------
+
+# Permutations exactly as datasketch (>= 2.0, scheme "affine32", seed 1) draws them, so a
+# signature equals datasketch.MinHash(num_perm=128, seed=1, hashfunc=identity) fed with our
+# shingle hashes. We apply them ourselves, vectorized over all shingles of a text at once,
+# because datasketch hashes in a Python loop and its default scheme differs across versions;
+# stored signatures must not change when the library is upgraded.
+_PERM_RNG = np.random.RandomState(1)
+_PERM_A = _PERM_RNG.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+_PERM_B = _PERM_RNG.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+_SIG_BYTES = 8 + 4 * NUM_PERM
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _fmix32(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """MurmurHash3's finalizer, as datasketch pre-mixes inputs before permuting."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
+def shingle_hashes(text: str) -> npt.NDArray[np.uint32]:
+    """Distinct 32-bit hashes of token 3-grams of folded text, punctuation and spaces ignored.
+
+    Tokens are single CJK characters (character shingles need no word segmentation) and
+    whole latin words: latin character 3-grams are so few that unrelated English texts would
+    share a large part of them.
+    """
+    tokens = _TOKEN.findall(text)
+    if not tokens:
+        return np.zeros(0, dtype=np.uint32)
+    codes = np.fromiter(
+        (ord(t) if len(t) == 1 else zlib.crc32(t.encode("utf-8")) for t in tokens),
+        dtype=np.uint64,
+        count=len(tokens),
+    )
+    if len(codes) >= 3:
+        codes = ((codes[:-2] * _GOLDEN) ^ codes[1:-1]) * _GOLDEN ^ codes[2:]
+        codes = (codes * _GOLDEN) >> np.uint64(32)
+    return np.unique(codes.astype(np.uint32))
+
+
+def minhash(shingles: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """NUM_PERM minimum permuted hashes of a shingle set (all 0xFFFFFFFF for an empty set)."""
+    if len(shingles) == 0:
+        return np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+    mixed = _fmix32(shingles)[:, None]
+    return (mixed * _PERM_A + _PERM_B).min(axis=0)
+
+
+def make_signature(text: str, body_chars: int) -> bytes:
+    """Header (version, body length, shingle count) + MinHash of a text."""
+    shingles = shingle_hashes(text)
+    header = np.array(
+        [(SIGNATURE_VERSION << 24) | min(body_chars, 0xFFFFFF), len(shingles)], dtype=np.uint32
+    )
+    return header.tobytes() + minhash(shingles).tobytes()
+
+
+def _header(signature: bytes | None) -> tuple[int, int]:
+    if signature is None:
+        return 0, 0
+    word, shingles = np.frombuffer(signature, dtype=np.uint32, count=2)
+    return int(word) & 0xFFFFFF, int(shingles)
+
+
+def _valid_signature(signature: bytes) -> bool:
+    if len(signature) != _SIG_BYTES:
+        return False
+    return int(np.frombuffer(signature, dtype=np.uint32, count=1)[0]) >> 24 == SIGNATURE_VERSION
+
+
+def fingerprint(article: Article, drop_lines: frozenset[int] = frozenset()) -> Fingerprint:
+    """Fingerprint of one article; `drop_lines` are line keys known to be source boilerplate
+    (`Index.fingerprint` supplies them from what it has seen of the source)."""
+    body = body_text(article)
+    return _fingerprint(article.title, body, content_lines(body), drop_lines)
+
+
+def _fingerprint(title: str, body: str, lines: list[str], drop: frozenset[int]) -> Fingerprint:
+    """The signature covers the title and the body without furniture; if dropping learned
+    boilerplate would leave almost nothing, the learned part is ignored (a source that
+    posts one text three times must not lose that text)."""
+    kept = [line for line in lines if line_key(line) not in drop] if drop else lines
+    if len(_NON_WORD.sub("", "".join(kept))) < MIN_BODY:
+        kept = lines
+    text = "\n".join(kept)
+    signature = None
+    if len(_NON_WORD.sub("", text)) >= MIN_BODY:
+        signature = make_signature(f"{fold(title)}\n{text}", len(_NON_WORD.sub("", text)))
+    number = doc_number(title) or doc_number(body)
+    return Fingerprint(normalize_title(title), number, signature)
+
+
+# --- pair judgements (the stages) -----------------------------------------------------------
+
+
+def _grams(key: str) -> set[str]:
+    """Character bigrams for CJK keys, trigrams for latin ones (letters repeat too much)."""
+    n = 2 if 2 * len(_CJK_CHAR.findall(key)) >= len(key) else 3
+    if len(key) <= n:
+        return {key} if key else set()
+    return {key[i : i + n] for i in range(len(key) - n + 1)}
+
+
+def title_similarity(a: str, b: str) -> float:
+    """Dice coefficient of the keys' n-gram sets: 1.0 for equal keys, ~0 for unrelated."""
+    if a == b:
+        return 1.0 if a else 0.0
+    ga, gb = _grams(a), _grams(b)
+    if not ga or not gb:
+        return 0.0
+    return 2 * len(ga & gb) / (len(ga) + len(gb))
+
+
+_CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_ORDINAL = re.compile(r"第([零〇一二两三四五六七八九十百千]+)")
+
+
+def _cn_int(text: str) -> int:
+    total = digit = 0
+    for char in text:
+        if char in _CN_DIGITS:
+            digit = _CN_DIGITS[char]
+        else:
+            total += (digit or 1) * _CN_UNITS[char]
+            digit = 0
+    return total + digit
+
+
+def title_numbers(key: str) -> frozenset[int]:
+    """Numbers in a title key: digit runs and Chinese ordinals (第十二场 -> 12)."""
+    numbers = {int(d) for d in re.findall(r"\d+", key)}
+    numbers.update(_cn_int(n) for n in _CN_ORDINAL.findall(key))
+    return frozenset(numbers)
+
+
+def _template_diff(a: str, b: str) -> tuple[int, str, str]:
+    """Shared prefix + suffix length and the two differing middles of two keys."""
+    shortest = min(len(a), len(b))
+    prefix = 0
+    while prefix < shortest and a[prefix] == b[prefix]:
+        prefix += 1
+    limit = shortest - prefix
+    suffix = 0
+    while suffix < limit and a[-1 - suffix] == b[-1 - suffix]:
+        suffix += 1
+    return prefix + suffix, a[prefix : len(a) - suffix], b[prefix : len(b) - suffix]
+
+
+def titles_contradict(a: str, b: str) -> str | None:
+    """Why two title keys cannot be the same story, or None.
+
+    Differing numbers (第12场 vs 第13场, dates) where each title has one the other lacks;
+    two long titles sharing almost nothing; or one template (`…职业教育集团成立大会顺利举行`)
+    filled with different names: both differing middles substantial and unlike each other.
+    """
+    if a == b or not a or not b:
+        return None
+    na, nb = title_numbers(a), title_numbers(b)
+    if na and nb and not (na <= nb or nb <= na):
+        return f"titles carry different numbers ({sorted(na - nb)} vs {sorted(nb - na)})"
+    if min(_weight(a), _weight(b)) >= 10 and title_similarity(a, b) < TITLES_UNRELATED:
+        return "titles share almost nothing"
+    shared, left, right = _template_diff(a, b)
+    if (
+        shared >= TEMPLATE_SHARE * max(len(a), len(b))
+        and min(_weight(left), _weight(right)) >= 2
+        and title_similarity(left, right) < 0.5
+    ):
+        return f"same title template, different names ({left!r} vs {right!r})"
+    return None
+
+
+def body_similarity(a: Fingerprint, b: Fingerprint) -> tuple[float, float]:
+    """Estimated Jaccard and containment (of the smaller set in the larger) of two texts'
+    shingle sets; (0, 0) when either has no signature."""
+    ha, hb = a.hashes, b.hashes
+    if ha is None or hb is None:
+        return 0.0, 0.0
+    jaccard = float(np.count_nonzero(ha == hb)) / NUM_PERM
+    sa, sb = a.shingles, b.shingles
+    if not sa or not sb:
+        return jaccard, 0.0
+    shared = jaccard * (sa + sb) / (1 + jaccard)
+    return jaccard, min(1.0, shared / min(sa, sb))
+
+
+def bodies_disagree(a: Fingerprint, b: Fingerprint) -> str | None:
+    """Why two bodies are different texts, or None. Only full bodies can disagree: a summary
+    (short, or the first paragraph of the full text) agrees with anything."""
+    if a.signature is None or b.signature is None:
+        return None
+    if min(a.body_chars, b.body_chars) < FULL_BODY:
+        return None
+    jaccard, containment = body_similarity(a, b)
+    if containment < BODIES_DISAGREE:
+        return f"bodies differ (Jaccard {jaccard:.2f}, containment {containment:.2f})"
+    return None
+
+
+_COMMENTARY = re.compile(
+    r"解读|答记者问|答问|问答|图解|一图读懂|一图看懂|读懂|评论|评析|述评|热议|专家谈|explainer"
+    r"|explained|analysis|opinion|whatitmeans|qa"
+)
+
+
+def match_doc_number(a: Fingerprint, b: Fingerprint, threshold: float) -> Verdict:
+    """Stage 1b: the same document number joins only with agreeing titles or bodies; a
+    解读/答记者问 citing the number is another story than the document itself."""
+    if not a.doc_number or a.doc_number != b.doc_number:
+        return Verdict(False, 0.0, "no shared document number")
+    if bool(_COMMENTARY.search(a.title_key)) != bool(_COMMENTARY.search(b.title_key)):
+        return Verdict(False, 0.0, f"{a.doc_number}: one is a commentary on the other")
+    title = title_similarity(a.title_key, b.title_key)
+    contradiction = titles_contradict(a.title_key, b.title_key)
+    if title >= TITLE_AGREES and not contradiction and not is_generic_title(a.title_key):
+        return Verdict(True, title, f"{a.doc_number} and titles agree ({title:.2f})")
+    jaccard, containment = body_similarity(a, b)
+    if jaccard >= threshold / 2 or containment >= 0.8:
+        return Verdict(True, jaccard, f"{a.doc_number} and bodies agree (Jaccard {jaccard:.2f})")
+    return Verdict(False, max(title, jaccard), f"{a.doc_number} shared, titles and bodies differ")
+
+
+def match_title(a: Fingerprint, b: Fingerprint) -> Verdict:
+    """Stage 2: equal title keys, unless the title is generic or the bodies disagree."""
+    if not a.title_key or a.title_key != b.title_key:
+        return Verdict(False, title_similarity(a.title_key, b.title_key), "titles differ")
+    if is_generic_title(a.title_key):
+        return Verdict(False, 1.0, f"title {a.title_key!r} is too generic to merge on")
+    disagreement = bodies_disagree(a, b)
+    if disagreement:
+        return Verdict(False, 1.0, f"same title but {disagreement}")
+    return Verdict(True, 1.0, f"same normalized title {a.title_key!r}")
+
+
+def match_near_duplicate(a: Fingerprint, b: Fingerprint, threshold: float) -> Verdict:
+    """Stage 3: MinHash Jaccard of title + body at least `threshold`, titles not contradicting."""
+    if a.signature is None or b.signature is None:
+        return Verdict(False, 0.0, "no body signature to compare")
+    jaccard, _ = body_similarity(a, b)
+    if jaccard < threshold:
+        return Verdict(False, jaccard, f"text Jaccard {jaccard:.2f} < {threshold:.2f}")
+    contradiction = titles_contradict(a.title_key, b.title_key)
+    if contradiction:
+        return Verdict(False, jaccard, f"text Jaccard {jaccard:.2f} but {contradiction}")
+    return Verdict(True, jaccard, f"text Jaccard {jaccard:.2f} >= {threshold:.2f}")
+
+
+def is_global_guid(guid: str | None) -> bool:
+    """GUIDs that identify an article across sites (URLs, tag:/urn: URIs, long ids); a short
+    number is only unique within its own source."""
+    if not guid:
+        return False
+    return "://" in guid or guid.startswith(("tag:", "urn:")) or len(guid) >= 24
+
+
+def match_exact(a: Entry, b: Entry) -> Verdict:
+    """Stage 1a: canonical URL, global GUID, or body text hash (the latter only with titles
+    that do not contradict: some sources give every item the same boilerplate summary)."""
+    if a.url and a.url == b.url:
+        return Verdict(True, 1.0, f"same URL {a.url}")
+    if is_global_guid(a.guid) and a.guid == b.guid:
+        return Verdict(True, 1.0, f"same GUID {a.guid}")
+    if a.text_hash and a.text_hash == b.text_hash:
+        contradiction = titles_contradict(a.fp.title_key, b.fp.title_key)
+        if not contradiction:
+            return Verdict(True, 1.0, "same body text hash")
+        return Verdict(False, 1.0, f"same body text hash but {contradiction}")
+    return Verdict(False, 0.0, "no shared URL, GUID or body hash")
+
+
+def compare(a: Entry, b: Entry, config: DedupeConfig) -> Decision:
+    """Would `a` join `b`'s story? Every stage in order, as the index runs them, with the
+    reasons of the stages that did not match (for `aggregator explain URL_A URL_B`)."""
+    gap = abs(a.published - b.published)
+    if gap > config.window:
+        return Decision(None, STAGE_NEW, 0.0, f"published {gap} apart, window is {config.window}")
+    exact = match_exact(a, b)
+    if exact.matched:
+        return Decision(b.story_id, _exact_stage(a, b), exact.score, exact.detail)
+    verdicts = [
+        (STAGE_DOC, match_doc_number(a.fp, b.fp, config.threshold)),
+        (STAGE_TITLE, match_title(a.fp, b.fp)),
+        (STAGE_NEAR, match_near_duplicate(a.fp, b.fp, config.threshold)),
+    ]
+    for stage, verdict in verdicts:
+        if verdict.matched:
+            return Decision(b.story_id, stage, verdict.score, verdict.detail)
+    score = max(v.score for _, v in verdicts)
+    reasons = "; ".join(f"{stage}: {v.detail}" for stage, v in [(STAGE_TEXT, exact), *verdicts])
+    return Decision(None, STAGE_NEW, score, reasons)
+
+
+def _exact_stage(a: Entry, b: Entry) -> str:
+    if a.url and a.url == b.url:
+        return STAGE_URL
+    return STAGE_GUID if is_global_guid(a.guid) and a.guid == b.guid else STAGE_TEXT
+
+
+def arrange(story: Story, priorities: Mapping[str, int]) -> Story:
+    """The preferred copy first: highest source priority (default 0), then the earliest
+    published, then the lowest id; the other copies follow in the same order."""
+    copies = sorted(
+        story.copies,
+        key=lambda c: (-priorities.get(c.article.source, 0), c.article.published, c.id),
+    )
+    return dataclasses.replace(story, copies=tuple(copies))
+
+
+# --- index --------------------------------------------------------------------------------
+
+
+class _LineCounts:
+    """Per source: in how many articles each (hashed) body line appeared.
+
+    Bounded: when a source's table passes LIMIT lines, lines seen once are forgotten (real
+    boilerplate recurs in most articles and survives), so memory stays ~LIMIT a source.
+    """
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._counts: dict[str, dict[int, int]] = {}
+
+    def observe(self, source: str, keys: Iterable[int]) -> frozenset[int]:
+        """Count one article's lines; return those that are now boilerplate of the source."""
+        counts = self._counts.setdefault(source, {})
+        unique = set(keys)
+        for key in unique:
+            counts[key] = counts.get(key, 0) + 1
+        if len(counts) > self.LIMIT:
+            self._counts[source] = counts = {k: c for k, c in counts.items() if c >= 2}
+            if len(counts) > self.LIMIT // 2:
+                top = sorted(counts.items(), key=lambda kc: -kc[1])[: self.LIMIT // 2]
+                self._counts[source] = counts = dict(top)
+        return frozenset(k for k in unique if counts.get(k, 0) >= BOILERPLATE_REPEATS)
+
+
+def lsh_shape(threshold: float, perms: int = NUM_PERM) -> tuple[int, int]:
+    """(bands, rows): the most rows a band (fewest false candidates) that still finds a pair
+    at Jaccard = threshold with probability >= 0.97."""
+    best = (perms, 1)
+    for rows in range(1, perms + 1):
+        bands = perms // rows
+        if 1 - (1 - threshold**rows) ** bands >= 0.97:
+            best = (bands, rows)
+    return best
+
+
+class _Bands:
+    """Banding LSH over MinHash signatures, stored compactly.
+
+    datasketch's MinHashLSH keeps a Python dict of byte-string keys per band and a list per
+    bucket: ~650 MB per 100k entries, so 200k would not fit in the 1 GB budget. Here each
+    (band, band values) pair is hashed to one uint64; settled keys live in one sorted numpy
+    array with a parallel int32 row array (12 bytes a key, searched with searchsorted), and
+    recent keys in a small dict that is merged into the arrays once it grows.
+    """
+
+    MERGE_AT = 8192  # rows in the dict before a merge: a merge costs one pass over the arrays
+
+    def __init__(self, bands: int, rows: int) -> None:
+        self.bands, self.rows = bands, rows
+        self._seeds = np.arange(1, bands + 1, dtype=np.uint64) * _GOLDEN
+        self._keys = np.zeros(0, dtype=np.uint64)
+        self._rows = np.zeros(0, dtype=np.int32)
+        self._recent: dict[int, list[int]] = {}
+        self._pending = 0
+
+    def keys(self, hashes: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
+        """One uint64 per band: the band's values mixed together with its number."""
+        values = hashes[: self.bands * self.rows].astype(np.uint64).reshape(self.bands, self.rows)
+        key = self._seeds.copy()
+        for column in range(self.rows):
+            key = (key ^ values[:, column]) * _GOLDEN
+            key ^= key >> np.uint64(29)
+        return key
+
+    def add(self, row: int, keys: npt.NDArray[np.uint64]) -> None:
+        for key in keys.tolist():
+            self._recent.setdefault(key, []).append(row)
+        self._pending += 1
+        if self._pending >= self.MERGE_AT:
+            self.merge()
+
+    def merge(self) -> None:
+        """Move the recent keys into the sorted arrays, newer rows after older in a bucket."""
+        if not self._recent:
+            return
+        pairs = [(k, r) for k, rows in self._recent.items() for r in rows]
+        keys = np.fromiter((k for k, _ in pairs), dtype=np.uint64, count=len(pairs))
+        rows = np.fromiter((r for _, r in pairs), dtype=np.int32, count=len(pairs))
+        order = np.lexsort((rows, keys))
+        keys, rows = keys[order], rows[order]
+        at = np.searchsorted(self._keys, keys, side="right")
+        self._keys, self._rows = np.insert(self._keys, at, keys), np.insert(self._rows, at, rows)
+        self._recent, self._pending = {}, 0
+
+    def query(self, keys: npt.NDArray[np.uint64]) -> set[int]:
+        """Rows sharing at least one band, at most BUCKET_CAP newest per bucket."""
+        found: set[int] = set()
+        low = np.searchsorted(self._keys, keys, side="left")
+        high = np.searchsorted(self._keys, keys, side="right")
+        for lo, hi in zip(low.tolist(), high.tolist(), strict=True):
+            if hi > lo:
+                found.update(self._rows[max(lo, hi - BUCKET_CAP) : hi].tolist())
+        for key in keys.tolist():
+            found.update(self._recent.get(key, ())[-BUCKET_CAP:])
+        return found
+
+
+class _MultiMap:
+    """Key hash -> rows; an int for the usual single row, a list only when several share it."""
+
+    def __init__(self) -> None:
+        self._map: dict[int, int | list[int]] = {}
+
+    def add(self, key: int, row: int) -> None:
+        old = self._map.get(key)
+        if old is None:
+            self._map[key] = row
+        elif isinstance(old, list):
+            old.append(row)
+        else:
+            self._map[key] = [old, row]
+
+    def get(self, key: int) -> Sequence[int]:
+        rows = self._map.get(key)
+        return () if rows is None else rows if isinstance(rows, list) else (rows,)
+
+
+def _key(text: str | None) -> int:
+    """In-memory identity of a key string (0: absent). The index is rebuilt in every
+    process, so Python's per-process string hash is stable enough and costs no string."""
+    return (hash(text) or 1) if text else 0
+
+
+class _Row(NamedTuple):
+    """What the index keeps of one entry: keys as hashes, no body, no URL text."""
+
+    article_id: int
+    story_id: int
+    source: str
+    published: int  # POSIX seconds
+    title_key: str
+    doc_number: str | None
+    signature: bytes | None
+    url: int
+    guid: int
+    text: int
+
+
+def _seconds(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+class Index:
+    """The entries of the last window in memory, searchable by every stage's keys.
+
+    Keeps no bodies and no URL text: per entry the 520-byte signature, the title key and a
+    few 8-byte columns (~0.75 KB), plus ~0.4 KB in the LSH arrays and key tables, so 200k
+    entries stay well under the 1 GB budget. Call `prune` now and then to drop entries
+    older than the window.
+    """
+
+    def __init__(self, config: DedupeConfig) -> None:
+        self.config = config
+        self._window = int(config.window.total_seconds())
+        self._lines = _LineCounts()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._bands = _Bands(*lsh_shape(self.config.threshold))
+        self._article, self._story, self._published = array("q"), array("q"), array("q")
+        self._url, self._guid, self._text = array("q"), array("q"), array("q")
+        self._source = array("i")
+        self._source_names: list[str] = []
+        self._source_ids: dict[str, int] = {}
+        self._title: list[str] = []
+        self._doc: list[str | None] = []
+        self._sig: list[bytes | None] = []
+        self._by_url, self._by_guid, self._by_text = _MultiMap(), _MultiMap(), _MultiMap()
+        self._by_doc, self._by_title = _MultiMap(), _MultiMap()
+
+    def __len__(self) -> int:
+        return len(self._article)
+
+    def fingerprint(self, article: Article) -> Fingerprint:
+        """Fingerprint a NEW article, learning its source's boilerplate lines on the way:
+        call once per article (each call counts its lines)."""
+        body = body_text(article)
+        lines = content_lines(body)
+        keys = (line_key(line) for line in lines if len(line) <= 300)
+        drop = self._lines.observe(article.source, keys)
+        return _fingerprint(article.title, body, lines, drop)
+
+    def match(self, article: Article, fp: Fingerprint) -> Decision:
+        """The story a new article joins: the first stage with a match decides."""
+        if not self.config.enabled:
+            return Decision(None, STAGE_DISABLED, 0.0, "dedupe is disabled")
+        when = _seconds(article.published)
+        stages = (self._match_keys, self._match_doc, self._match_title, self._match_near)
+        for stage in stages:
+            decision = stage(article, fp, when)
+            if decision is not None:
+                return decision
+        return Decision(None, STAGE_NEW, 0.0, "no earlier copy within the window")
+
+    def add(self, entry: Entry) -> None:
+        """Make an assigned article findable by the articles after it."""
+        guid = entry.guid if is_global_guid(entry.guid) else None
+        row = _Row(
+            entry.article_id, entry.story_id, entry.source, _seconds(entry.published),
+            entry.fp.title_key, entry.fp.doc_number, entry.fp.signature,
+            _key(entry.url), _key(guid), _key(entry.text_hash),
+        )  # fmt: skip
+        self._append(row)
+
+    def prune(self, before: datetime) -> int:
+        """Drop entries published before `before` (e.g. now - window); returns how many."""
+        cutoff = _seconds(before)
+        keep = [self._row(i) for i in range(len(self)) if self._published[i] >= cutoff]
+        removed = len(self) - len(keep)
+        if removed:
+            self._clear()
+            for row in keep:
+                self._append(row)
+        return removed
+
+    def _append(self, row: _Row) -> None:
+        index = len(self._article)
+        source = self._source_ids.setdefault(row.source, len(self._source_names))
+        if source == len(self._source_names):
+            self._source_names.append(row.source)
+        self._article.append(row.article_id)
+        self._story.append(row.story_id)
+        self._published.append(row.published)
+        self._source.append(source)
+        self._title.append(row.title_key)
+        self._doc.append(row.doc_number)
+        self._sig.append(row.signature)
+        for column, table, key in self._key_tables(row):
+            column.append(key)
+            if key:
+                table.add(key, index)
+        fp = self._fp(index)
+        if fp.hashes is not None:
+            self._bands.add(index, self._bands.keys(fp.hashes))
+
+    def _key_tables(self, row: _Row) -> Iterator[tuple[array[int], _MultiMap, int]]:
+        yield self._url, self._by_url, row.url
+        yield self._guid, self._by_guid, row.guid
+        yield self._text, self._by_text, row.text
+        yield array("q"), self._by_doc, _key(row.doc_number)
+        yield array("q"), self._by_title, _key(row.title_key)
+
+    def _row(self, i: int) -> _Row:
+        return _Row(
+            self._article[i], self._story[i], self._source_names[self._source[i]],
+            self._published[i], self._title[i], self._doc[i], self._sig[i],
+            self._url[i], self._guid[i], self._text[i],
+        )  # fmt: skip
+
+    def _fp(self, row: int) -> Fingerprint:
+        return Fingerprint(self._title[row], self._doc[row], self._sig[row])
+
+    def _in_window(self, rows: Iterable[int], when: int) -> list[int]:
+        """Rows published within the window of `when`, newest first."""
+        published, window = self._published, self._window
+        return sorted((r for r in rows if abs(published[r] - when) <= window), reverse=True)
+
+    def _decision(self, row: int, stage: str, score: float, detail: str) -> Decision:
+        source = self._source_names[self._source[row]]
+        where = f"article {self._article[row]} from {source}"
+        return Decision(self._story[row], stage, score, f"{detail} ({where})")
+
+    def _match_keys(self, article: Article, fp: Fingerprint, when: int) -> Decision | None:
+        """Stage 1a via the key tables; see `match_exact`."""
+        guid = article.guid if is_global_guid(article.guid) else None
+        probes = (
+            (STAGE_URL, self._by_url, _key(article.url)),
+            (STAGE_GUID, self._by_guid, _key(guid)),
+            (STAGE_TEXT, self._by_text, _key(article.text_hash)),
+        )
+        for stage, table, key in probes:
+            for row in self._in_window(table.get(key), when) if key else ():
+                if stage == STAGE_TEXT and titles_contradict(fp.title_key, self._title[row]):
+                    continue
+                return self._decision(row, stage, 1.0, f"same {stage}")
+        return None
+
+    def _match_doc(self, article: Article, fp: Fingerprint, when: int) -> Decision | None:
+        """Stage 1b; see `match_doc_number`."""
+        if not fp.doc_number:
+            return None
+        for row in self._in_window(self._by_doc.get(_key(fp.doc_number)), when):
+            verdict = match_doc_number(fp, self._fp(row), self.config.threshold)
+            if verdict.matched:
+                return self._decision(row, STAGE_DOC, verdict.score, verdict.detail)
+        return None
+
+    def _match_title(self, article: Article, fp: Fingerprint, when: int) -> Decision | None:
+        """Stage 2; see `match_title`."""
+        if not fp.title_key or is_generic_title(fp.title_key):
+            return None
+        for row in self._in_window(self._by_title.get(_key(fp.title_key)), when):
+            verdict = match_title(fp, self._fp(row))
+            if verdict.matched:
+                return self._decision(row, STAGE_TITLE, verdict.score, verdict.detail)
+        return None
+
+    def _match_near(self, article: Article, fp: Fingerprint, when: int) -> Decision | None:
+        """Stage 3: LSH candidates, verified by `match_near_duplicate`; the best one wins."""
+        hashes = fp.hashes
+        if hashes is None:
+            return None
+        best: tuple[Verdict, int] | None = None
+        for row in self._in_window(self._bands.query(self._bands.keys(hashes)), when):
+            verdict = match_near_duplicate(fp, self._fp(row), self.config.threshold)
+            if verdict.matched and (best is None or verdict.score > best[0].score):
+                best = verdict, row
+        if best is None:
+            return None
+        return self._decision(best[1], STAGE_NEAR, best[0].score, best[0].detail)
