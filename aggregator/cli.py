@@ -311,8 +311,13 @@ def cmd_digest(args: argparse.Namespace) -> int:
     config = _config(args)
     if config.digest is None:
         raise UsageError("no `digest:` section in the config")
-    return run_digest(config, _store(config), utcnow(), dry_run=args.dry_run, out=args.out,
-                      only=args.recipient)
+    results = run_digest(config, _store(config), utcnow(), dry_run=args.dry_run, out=args.out,
+                         only=[args.recipient] if args.recipient else [])
+    for result in results:
+        print(result.line())
+    if not results:
+        print("nothing new for any recipient")
+    return 1 if any(r.status == "failed" for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .. import digest
 from ..config import Config
 from ..store import Store
 
@@ -128,6 +129,22 @@ def create_app(get_config: Callable[[], Config], store: Store, *,
     def healthz(request: Request) -> Response:
         return JSONResponse(health_document(get_config(), store, datetime.now(UTC), config_error()))
 
+    def digest_preview(request: Request) -> Response:
+        """Today's digest as a recipient would get it; sends nothing, marks nothing."""
+        config = get_config()
+        if config.digest is None or not config.digest.recipients:
+            return Response("No digest is configured.\n", status_code=404, media_type="text/plain")
+        wanted = request.query_params.get("recipient") or config.digest.recipients[0].address
+        recipient = next((r for r in config.digest.recipients if r.address == wanted), None)
+        if recipient is None:
+            return Response("Unknown recipient.\n", status_code=404, media_type="text/plain")
+        now = datetime.now(UTC)
+        prepared = digest.prepare(config, store, now, [recipient.address])
+        item = prepared[0] if prepared else digest.build_digest(config, recipient, [], now)
+        part = item.message.get_body(("html",))
+        html = part.get_content() if part is not None else ""
+        return HTMLResponse(html)
+
     routes = [Route("/feed.atom", feed), Route("/", index), Route("/healthz", healthz),
-              *(extra_routes or [])]
+              Route("/digest/preview", digest_preview), *(extra_routes or [])]
     return Starlette(routes=routes)

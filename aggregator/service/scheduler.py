@@ -10,11 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from .. import digest
 from ..config import Config
 from ..pipeline import Poller, build_outputs, due_sources
-from ..store import Store
+from ..store import DigestLedger, Store
 
 log = logging.getLogger("aggregator.service")
 
@@ -40,7 +42,40 @@ class Service:
     def start(self) -> None:
         self.scheduler.add_job(self.poll_due, IntervalTrigger(seconds=TICK.total_seconds()),
                                id="poll", max_instances=1, coalesce=True, next_run_time=self.now())
+        self._schedule_digest(start_up=True)
         self.scheduler.start()
+
+    def _schedule_digest(self, start_up: bool = False) -> None:
+        config = self.config
+        if config.digest is None or not config.digest.recipients:
+            if self.scheduler.get_job("digest"):
+                self.scheduler.remove_job("digest")
+            return
+        self.scheduler.add_job(self.run_digest, digest.cron_trigger(config.digest), id="digest",
+                               replace_existing=True, max_instances=1, coalesce=True,
+                               misfire_grace_time=3600)
+        if start_up and digest.missed_run(config.digest, DigestLedger(self.store).last_run(), self.now()):
+            log.info("a digest was missed while the service was down: sending it now")
+            self.scheduler.add_job(self.run_digest, DateTrigger(self.now() + timedelta(seconds=20)),
+                                   id="digest-missed", replace_existing=True)
+
+    def run_digest(self, only: list[str] | None = None) -> None:
+        """The scheduled digest; failed recipients are retried alone, with backoff."""
+        config = self.config
+        if config.digest is None:
+            return
+        try:
+            results = digest.run_digest(config, self.store, self.now(), only=only or [])
+        except Exception:
+            log.exception("digest run failed")
+            return
+        failed = [r.recipient for r in results if r.status == "failed"]
+        if failed:
+            ledger = DigestLedger(self.store)
+            delay = digest.retry_delay(max(ledger.failures(a) for a in failed))
+            log.warning("digest: %d recipient(s) failed; retrying in %s", len(failed), delay)
+            self.scheduler.add_job(self.run_digest, DateTrigger(self.now() + delay), args=[failed],
+                                   id="digest-retry", replace_existing=True)
 
     def poll_due(self) -> None:
         """Poll what is due; rebuild the outputs when anything changed."""

@@ -247,7 +247,7 @@ class Tx:
                         existing[(kind, value)] = (row_id, article.content_hash, article.key)
                 seen_ids.add(row_id)
                 continue
-            row_id, content_hash, key = match
+            row_id, content_hash, _key = match
             if row_id in seen_ids or content_hash == article.content_hash:
                 continue
             values = _values(article)
@@ -387,3 +387,39 @@ def _values(article: Article) -> dict[str, Any]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _undelivered_query(recipient: str, floor: datetime) -> Any:
+    delivered = select(deliveries.c.story_id).where(deliveries.c.recipient == recipient)
+    return (select(stories).where(stories.c.first_seen > floor, stories.c.id.not_in(delivered))
+            .order_by(stories.c.first_seen, stories.c.id))
+
+
+class DigestLedger:
+    """Reads the digest needs: what a recipient has not been sent, and when they last were."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def undelivered(self, recipient: str, floor: datetime) -> list[Story]:
+        with self.store.reading() as conn:
+            return self.store._stories(conn, conn.execute(_undelivered_query(recipient, floor)).all())
+
+    def last_sent(self, recipient: str) -> datetime | None:
+        with self.store.reading() as conn:
+            return conn.execute(select(digest_runs.c.last_sent).where(
+                digest_runs.c.recipient == recipient)).scalar()
+
+    def failures(self, recipient: str) -> int:
+        with self.store.reading() as conn:
+            return int(conn.execute(select(digest_runs.c.failures).where(
+                digest_runs.c.recipient == recipient)).scalar() or 0)
+
+    def delivered_count(self, recipient: str) -> int:
+        with self.store.reading() as conn:
+            return int(conn.execute(select(func.count()).select_from(deliveries).where(
+                deliveries.c.recipient == recipient)).scalar_one())
+
+    def last_run(self) -> datetime | None:
+        with self.store.reading() as conn:
+            return conn.execute(select(func.max(digest_runs.c.last_attempt))).scalar()
