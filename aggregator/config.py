@@ -257,13 +257,35 @@ class DigestConfig(_Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            crontab_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
         return value
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_trigger(expr: str, timezone: str) -> Any:
+    """A standard crontab line as an APScheduler 3 trigger. APScheduler 3 counts weekdays from
+    Monday = 0; crontab from Sunday = 0 (and 7): numbers in the fifth field become names."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    head, _, step = fields[4].partition("/")
+
+    def name(match: re.Match[str]) -> str:
+        number = int(match.group(0))
+        if number > 7:
+            raise ValueError(f"weekday {number} is out of range 0-7")
+        return _WEEKDAYS[number]
+
+    fields[4] = re.sub(r"\d+", name, head) + (f"/{step}" if step else "")
+    return CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3],
+                       day_of_week=fields[4], timezone=timezone)
 
 
 class Config(_Model):
@@ -317,14 +339,14 @@ def _line_map(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[st
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise ConfigError(f"{_fmt(path + (key,))}: duplicate key (line {key_node.start_mark.line + 1})")
+                raise ConfigError(f"{_fmt((*path, key))}: duplicate key (line {key_node.start_mark.line + 1})")
             seen.add(key)
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            _line_map(value_node, path + (key,), lines)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _line_map(value_node, (*path, key), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _line_map(child, path + (index,), lines)
+            _line_map(child, (*path, index), lines)
 
 
 def _fmt(loc: tuple[str | int, ...]) -> str:
@@ -344,9 +366,9 @@ def _line_of(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
 
 def _expand_env(value: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> Any:
     if isinstance(value, dict):
-        return {k: _expand_env(v, path + (k,), lines) for k, v in value.items()}
+        return {k: _expand_env(v, (*path, k), lines) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, path + (i,), lines) for i, v in enumerate(value)]
+        return [_expand_env(v, (*path, i), lines) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def repl(match: re.Match[str]) -> str:

@@ -26,7 +26,7 @@ from apscheduler.triggers.cron import CronTrigger
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
 from . import dedupe
-from .config import Config, DigestConfig, Recipient, SmtpConfig
+from .config import Config, DigestConfig, Recipient, SmtpConfig, crontab_trigger
 from .errors import UsageError
 from .model import Story
 from .normalize import truncate
@@ -252,7 +252,8 @@ def _write_eml(folder: Path, item: Digest, local: datetime) -> None:
 
 
 def cron_trigger(digest: DigestConfig) -> CronTrigger:
-    return CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone))
+    trigger: CronTrigger = crontab_trigger(digest.schedule, digest.timezone)
+    return trigger
 
 
 def previous_fire(digest: DigestConfig, now: datetime) -> datetime | None:

@@ -278,6 +278,12 @@ def test_cron_trigger_fires_at_local_time() -> None:
     assert missed_run(digest, None, now)
     assert missed_run(digest, datetime(2026, 11, 28, 22, 0, tzinfo=UTC), now)
     assert not missed_run(digest, datetime(2026, 11, 28, 23, 0, 5, tzinfo=UTC), now)
+    # crontab weekdays: 0 and 7 are Sunday, 1-5 Monday to Friday (APScheduler 3 differs)
+    weekdays = DigestConfig(schedule="0 7 * * 1-5", timezone="Asia/Shanghai")
+    saturday = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
+    assert cron_trigger(weekdays).get_next_fire_time(None, saturday).isoformat() == "2026-11-30T07:00:00+08:00"
+    sunday = DigestConfig(schedule="30 8 * * 0", timezone="UTC")
+    assert cron_trigger(sunday).get_next_fire_time(None, saturday).isoformat() == "2026-11-29T08:30:00+00:00"
     # more than a day late (a Monday digest, the service back on Wednesday): not made up
     weekly = DigestConfig(schedule="0 7 * * 1", timezone="Asia/Shanghai")
     assert missed_run(weekly, None, datetime(2026, 11, 23, 6, 0, tzinfo=UTC))
