@@ -22,6 +22,7 @@ from .config import Rule, SourceConfig
 from .model import Article, Enclosure, Item
 
 MAX_TITLE = 500
+DEEP_MARKUP = 3000  # tags; above this, markup is flattened by lxml before sanitizing
 SUMMARY_CHARS = 300
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
@@ -123,9 +124,25 @@ def sanitize(html_text: str | None, base: str) -> str | None:
             return urljoin(base, value) if base else value
         return value
 
-    cleaned = nh3.clean(_CONTROL.sub("", html_text), tags=_TAGS, attributes=_ATTRIBUTES,
+    html_text = _CONTROL.sub("", html_text)
+    if html_text.count("<") > DEEP_MARKUP:
+        html_text = _shallow(html_text)
+    cleaned = nh3.clean(html_text, tags=_TAGS, attributes=_ATTRIBUTES,
                         attribute_filter=absolute, url_schemes={"http", "https", "mailto"})
     return cleaned.strip() or None
+
+
+def _shallow(html_text: str) -> str:
+    """Hostile nesting (100k open <div>s) would cost the sanitizer seconds or its stack; lxml
+    caps depth at 255 and recovers, so big markup passes through it first."""
+    import lxml.html
+    from lxml import etree
+
+    try:
+        root = lxml.html.fragment_fromstring(html_text, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return html.escape(clean_text(html_text))
+    return lxml.html.tostring(root, encoding="unicode")
 
 
 def digest_of(*parts: object) -> str:
