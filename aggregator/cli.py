@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config, load_config
-from .errors import AggregatorError, UsageError
+from .errors import AggregatorError, UsageError, redact
 from .store import Store, open_store
 
 log = logging.getLogger("aggregator")
@@ -94,6 +94,15 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+def _redact_record(record: logging.LogRecord) -> bool:
+    """Secrets never reach a log line: credentials in URLs are cut from every message."""
+    message = record.getMessage()
+    clean = redact(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    return True
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     level = getattr(args, "log_level", None) or ("INFO" if args.command == "serve" else "WARNING")
     handler = logging.StreamHandler(sys.stderr)
@@ -101,6 +110,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_redact_record)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -183,7 +193,7 @@ def source_rows(config: Config, store: Store, now: datetime) -> list[dict[str, A
             error = h.last_error
         backoff = bool(h and h.consecutive_failures)
         rows.append({
-            "name": source.name, "type": source.type, "url": source.url, "status": status,
+            "name": source.name, "type": source.type, "url": redact(source.url), "status": status,
             "last_poll": h.last_poll.isoformat() if h and h.last_poll else None,
             "last_success": h.last_success.isoformat() if h and h.last_success else None,
             "last_error": error,
@@ -198,7 +208,7 @@ def source_rows(config: Config, store: Store, now: datetime) -> list[dict[str, A
         })
     for name, h in health.items():
         if config.source(name) is None:
-            rows.append({"name": name, "type": "-", "url": h.url, "status": "removed",
+            rows.append({"name": name, "type": "-", "url": redact(h.url), "status": "removed",
                          "last_poll": _iso(h.last_poll), "last_success": _iso(h.last_success),
                          "last_error": None, "last_error_at": None,
                          "consecutive_failures": h.consecutive_failures, "failing_since": None,

@@ -25,7 +25,7 @@ import css_inline
 from apscheduler.triggers.cron import CronTrigger
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
-from . import dedupe
+from . import dedupe, metrics
 from .config import Config, DigestConfig, Recipient, SmtpConfig, crontab_trigger
 from .errors import UsageError
 from .model import Story
@@ -235,12 +235,14 @@ def run_digest(config: Config, store: Store, now: datetime, *, dry_run: bool = F
             log.warning("digest to %s failed: %s (nothing marked; retried next run)", item.recipient, reason)
             with store.transaction() as tx:
                 tx.record_digest_failure(item.recipient, reason, now)
+            metrics.digest_messages.labels("failed").inc()
             results.append(Delivery(item.recipient, "failed", len(item.stories), reason))
             continue
         # Only now, after the server accepted the message, are its stories marked sent.
         with store.transaction() as tx:
             tx.mark_delivered(item.recipient, [s.id for s in item.stories], item.message["Message-ID"], now)
         log.info("digest to %s: %d stories sent", item.recipient, len(item.stories))
+        metrics.digest_messages.labels("sent").inc()
         results.append(Delivery(item.recipient, "sent", len(item.stories)))
     return results
 

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """URLs with credentials (user:password@host) lose the credentials in any message."""
+    return _CREDENTIALS.sub("***@", text)
+
 
 class AggregatorError(Exception):
     """Base of every expected error: the CLI prints it without a traceback."""
@@ -27,6 +36,7 @@ class SourceError(AggregatorError):
     """A source could not be polled; recorded on the source, the others go on."""
 
     def __init__(self, source: str, reason: str, http_status: int | None = None) -> None:
+        reason = redact(reason)
         super().__init__(f"{source!r}: {reason}")
         self.source = source
         self.reason = reason

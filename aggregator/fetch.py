@@ -7,17 +7,22 @@ the cap), conditional GET, redirects, per-host concurrency, and the charset deci
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import charset_normalizer
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 from .config import PollConfig
 from .errors import FetchError
@@ -26,10 +31,62 @@ from .model import Fetched
 _PERMANENT = (301, 308)
 
 
-def make_session(poll: PollConfig) -> requests.Session:
-    """One session for the whole poll: connection reuse across sources on one host."""
+_BLOCKED = "resolves to a non-public address"
+
+
+def is_public_address(ip: str) -> bool:
+    """Loopback, private, link-local (cloud metadata), multicast and reserved are not."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+class _GuardedConnection(HTTPConnection):
+    """Checks the address actually connected to, after DNS, so rebinding can't dodge it."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        peer = sock.getpeername()[0]
+        if not is_public_address(peer):
+            sock.close()
+            raise NewConnectionError(self, f"{self.host} {_BLOCKED} {peer}")
+        return sock
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        peer = sock.getpeername()[0]
+        if not is_public_address(peer):
+            sock.close()
+            raise NewConnectionError(self, f"{self.host} {_BLOCKED} {peer}")
+        return sock
+
+
+class _GuardedPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
+
+
+def make_session(poll: PollConfig, guarded: bool = False) -> requests.Session:
+    """One session for the whole poll: connection reuse across sources on one host. A guarded
+    session (for links the aggregator follows on its own) refuses non-public addresses."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=64, pool_maxsize=max(poll.concurrency, 8), max_retries=0)
+    kind = _GuardedAdapter if guarded and not poll.allow_private_hosts else HTTPAdapter
+    adapter = kind(pool_connections=64, pool_maxsize=max(poll.concurrency, 8), max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers.update(
@@ -58,6 +115,11 @@ class HostLimiter:
             sem = self._sems.setdefault(host, threading.BoundedSemaphore(self.per_host))
         with sem:
             yield
+
+
+def max_age_minutes(cache_control: str | None) -> int:
+    match = re.search(r"(?:^|,)\s*max-age\s*=\s*(\d+)", cache_control or "", re.I)
+    return int(match.group(1)) // 60 if match else 0
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -103,11 +165,36 @@ def fetch(
         except requests.TooManyRedirects:
             raise FetchError(source, "too many redirects") from None
         except requests.ConnectionError as exc:
+            if _BLOCKED in str(exc):
+                blocked = re.search(rf"(\S+ {_BLOCKED} \S+?)(?:['\")]|$)", str(exc))
+                reason = blocked.group(1) if blocked else f"url {_BLOCKED}"
+                raise FetchError(source, f"blocked: {reason} (set poll.allow_private_hosts to allow)") from None
             raise FetchError(source, f"connection failed: {_short(exc)}") from None
         except requests.RequestException as exc:
             raise FetchError(source, f"request failed: {_short(exc)}") from None
-        with response:
-            return _read(response, url, source, poll.max_bytes, deadline, started)
+        # A server that trickles bytes never trips the read timeout: at the total deadline a
+        # timer shuts the socket, which ends the blocked read.
+        watchdog = threading.Timer(max(deadline - time.monotonic(), 0.01), _abort, [response])
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            with response:
+                return _read(response, url, source, poll.max_bytes, deadline, started)
+        except FetchError:
+            raise
+        except Exception as exc:
+            if time.monotonic() >= deadline:
+                raise FetchError(source, "timeout (total deadline exceeded)") from None
+            raise FetchError(source, f"body read failed: {_short(exc)}") from None
+        finally:
+            watchdog.cancel()
+
+
+def _abort(response: requests.Response) -> None:
+    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+    if sock is not None:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _read(
@@ -142,7 +229,11 @@ def _read(
     except requests.Timeout:
         raise FetchError(source, "timeout") from None
     except requests.RequestException as exc:
+        if time.monotonic() >= deadline:
+            raise FetchError(source, "timeout (total deadline exceeded)") from None
         raise FetchError(source, f"body read failed: {_short(exc)}") from None
+    if time.monotonic() >= deadline:
+        raise FetchError(source, "timeout (total deadline exceeded)")
     return Fetched(url, response.url, response.status_code, headers, b"".join(chunks),
                    headers.get("etag"), headers.get("last-modified"), False, moved_to,
                    time.monotonic() - started)
@@ -161,21 +252,51 @@ def _short(exc: BaseException) -> str:
 # --- charset decision for HTML pages -----------------------------------------------------------
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030",
-            "big5": "big5hkscs", "iso-8859-1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252"}
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_SINGLE_BYTE = {"cp1252", "windows-1252", "ascii"}
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
+_ALIASES = {
+    "x-gbk": "gbk",
+    "gb_2312-80": "gb2312",
+    "x-euc-cn": "gb2312",
+    "windows-936": "gbk",
+    "x-big5": "big5",
+    "latin-1": "latin_1",
+    "x-sjis": "shift_jis",
+}
+# What browsers actually use for a declared name (WHATWG Encoding): the supersets.
+_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "big5": "big5hkscs",
+    "cp950": "big5hkscs",
+    "latin-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "ascii": "cp1252",
+}
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_SINGLE_BYTE = {"cp1252", "windows-1252", "ascii", "iso8859-15", "cp1250", "cp1251"}
+_UTF8 = {"utf-8", "utf-8-sig"}
+# Two-byte pairs of a GB page: the GB2312 block, or (group) anything else GBK / GB18030 allows.
+_GB_PAIRS = re.compile(rb"[\xa1-\xf7][\xa1-\xfe]|([\x81-\xfe][\x30-\xfe])")
+# Two-byte pairs of a Big5 page: (group) a trail byte in 0x40-0x7E, about 40% of Big5 text.
+_BIG5_PAIRS = re.compile(rb"[\x81-\xfe]([\x40-\x7e])|[\x81-\xfe][\xa1-\xfe]")
+_UTF8_CJK = re.compile(rb"[\xe3-\xe9][\x80-\xbf][\x80-\xbf]")
+_DETECT_BYTES = 200_000
+_CONFIDENT = 0.2  # charset-normalizer "chaos" below this counts as a confident detection
 
 
 def _codec(name: str | None) -> str | None:
     if not name:
         return None
     name = name.strip().strip("\"'").lower()
-    name = _ALIASES.get(name, name)
     try:
-        return codecs.lookup(name).name
+        found = codecs.lookup(_ALIASES.get(name, name)).name
     except LookupError:
         return None
+    return _SUPERSETS.get(found, found)
 
 
 def header_charset(content_type: str | None) -> str | None:
@@ -183,31 +304,91 @@ def header_charset(content_type: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def _decodes(body: bytes, codec: str) -> bool:
+    try:
+        body.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def _utf8_text(body: bytes) -> bool:
+    """Valid UTF-8 with three-byte sequences (CJK): legacy CJK text practically never is,
+    though a few GBK pairs alone can pass for two-byte UTF-8 (学院 is D1A7 D4BA)."""
+    return not body.isascii() and bool(_UTF8_CJK.search(body)) and _decodes(body, "utf-8")
+
+
+def _implausible(body: bytes, codec: str) -> bool:
+    """A declaration that decodes without error can still be wrong: Big5 bytes are valid
+    GB18030 (and mostly the reverse). Byte-pair statistics say when to ask detection."""
+    if codec == "gb18030":
+        pairs = _GB_PAIRS.findall(body[:_DETECT_BYTES])
+        return len(pairs) >= 10 and (len(pairs) - pairs.count(b"")) / len(pairs) > 0.3
+    if codec == "big5hkscs":
+        pairs = _BIG5_PAIRS.findall(body[:_DETECT_BYTES])
+        return len(pairs) >= 20 and (len(pairs) - pairs.count(b"")) / len(pairs) < 0.1
+    return False
+
+
+def _detect(body: bytes) -> str | None:
+    """charset-normalizer's pick when it is confident (and the whole body decodes with it)."""
+    best = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
+    if best is None or best.chaos >= _CONFIDENT:
+        return None
+    codec = _codec(best.encoding)
+    return codec if codec and _decodes(body, codec) else None
+
+
+def charset_decision(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """(codec, how it was decided). The HTTP header, then <meta charset> / http-equiv (or the
+    XML declaration), then a BOM, then detection. A declaration that fails to decode, or that
+    decodes into implausible text (UTF-8 bytes, Big5 read as GBK, CJK bytes under a Western
+    single-byte label), yields to confident detection."""
+    head = body[:4096]
+    meta, xml = _META_CHARSET.search(head), _XML_ENCODING.search(head)
+    declarations = (
+        ("the HTTP header", header_charset(content_type)),
+        ("<meta>", meta.group(1).decode("ascii", "ignore") if meta else None),
+        ("the XML declaration", xml.group(1).decode("ascii", "ignore") if xml else None),
+    )
+    declared: str | None = None
+    said = ""  # "the HTTP header says gb2312", for the explanation
+    for where, name in declarations:
+        codec = _codec(name)
+        if codec is None:
+            continue
+        if declared is None:
+            declared, said = codec, f"{where} says {name}"
+        if codec in _SINGLE_BYTE:
+            continue  # checked below: only when the bytes are neither UTF-8 nor detected CJK
+        if not _decodes(body, codec):
+            continue
+        if codec not in _UTF8 and _utf8_text(body):
+            return "utf-8", f"UTF-8 bytes, although {where} says {name}"
+        if _implausible(body, codec):
+            detected = _detect(body)
+            if detected and detected != codec:
+                return detected, f"detected, although {where} says {name}"
+        return codec, f"declared: {where} says {name}"
+    for bom, bom_codec in _BOMS:
+        if body.startswith(bom):
+            return bom_codec, "byte order mark"
+    although = f", although {said}" if said else ""
+    if body.isascii():
+        return declared or "utf-8", "ASCII only"
+    if _decodes(body, "utf-8"):
+        return "utf-8", f"valid UTF-8{although}"
+    detected = _detect(body)
+    if detected and not (declared in _SINGLE_BYTE and detected in _SINGLE_BYTE):
+        return detected, f"detected{although}"
+    if declared:
+        return declared, f"declared ({said}), detection unsure"
+    return "utf-8", "nothing declared or detected: UTF-8 with replacement characters"
+
+
 def decide_charset(body: bytes, content_type: str | None) -> str:
-    """Header, then <meta>, then BOM, then detection; a declaration that fails to decode
-    (or a Western single-byte one over non-Western bytes) yields to confident detection."""
-    meta = _META_CHARSET.search(body[:4096])
-    declared = _codec(header_charset(content_type)) or _codec(meta.group(1).decode("ascii", "ignore") if meta else None)
-    if declared is None:
-        for bom, name in _BOMS:
-            if body.startswith(bom):
-                return name
-    if declared and declared not in _SINGLE_BYTE:
-        try:
-            body.decode(declared)
-            return declared
-        except UnicodeDecodeError:
-            pass
-    if declared is None or declared in _SINGLE_BYTE:
-        try:
-            body.decode("utf-8")
-            return "utf-8"
-        except UnicodeDecodeError:
-            pass
-    best = charset_normalizer.from_bytes(body[:200_000]).best()
-    if best is not None and best.chaos < 0.2:
-        return _codec(best.encoding) or best.encoding
-    return declared or "utf-8"
+    """The codec to decode an HTML page with; see `charset_decision`."""
+    return charset_decision(body, content_type)[0]
 
 
 def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:

@@ -29,17 +29,25 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from . import dedupe
+from . import dedupe, metrics
 from .config import Config, Rule, SourceConfig
 from .errors import FetchError, ParseError, SourceError
-from .fetch import HostLimiter, decode_html, fetch, make_session
-from .model import Article, Fetched, Item, Parsed, PollReport
+from .fetch import HostLimiter, decode_html, fetch, make_session, max_age_minutes
+from .model import Article, Fetched, Item, PollReport
 from .normalize import canonical_url, normalize
 from .outputs import write_atomic
 from .outputs.atom import render_atom
 from .outputs.page import render_page
 from .parse.feed import parse_feed
-from .parse.html import discover_feed, extract_article, looks_like_feed, parse_list
+from .parse.html import (
+    ArticlePage,
+    discover_feed,
+    extract_article,
+    looks_like_feed,
+    parse_list,
+    repair_title,
+    restore_title,
+)
 from .store import Store, Tx
 
 log = logging.getLogger("aggregator.poll")
@@ -96,6 +104,7 @@ class Poller:
         self.config = config
         self.store = store
         self.session = make_session(config.poll)
+        self.guarded = make_session(config.poll, guarded=True)  # for links we follow on our own
         self.limiter = HostLimiter(config.poll.per_host)
         self._index: dedupe.Index | None = None
         self._index_lock = threading.Lock()
@@ -107,6 +116,7 @@ class Poller:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.session.close()
+        self.guarded.close()
 
     # --- the flow ------------------------------------------------------------------------------
 
@@ -189,8 +199,12 @@ class Poller:
 
     def _get(self, source: SourceConfig, url: str, etag: str | None = None,
              modified: str | None = None) -> Fetched:
-        return fetch(self.session, url, source=source.name, poll=self.config.poll, etag=etag,
-                     last_modified=modified, headers=source.headers, limiter=self.limiter)
+        """The source's own host is trusted (it may be private on purpose); any other host the
+        aggregator was led to goes through the SSRF guard."""
+        own = (urlsplit(url).hostname or "").lower() == (urlsplit(source.url).hostname or "").lower()
+        return fetch(self.session if own else self.guarded, url, source=source.name,
+                     poll=self.config.poll, etag=etag, last_modified=modified,
+                     headers=source.headers, limiter=self.limiter)
 
     # --- sources without feeds -----------------------------------------------------------------
 
@@ -212,67 +226,148 @@ class Poller:
 
     def _html_source(self, outcome: Outcome, etag: str | None, modified: str | None,
                      now_fn: Callable[[], datetime]) -> None:
+        """List page(s) -> items (conditional GET on the first page: unchanged costs nothing),
+        then the new articles' pages when the source has a content selector or extract: auto."""
         source = outcome.source
         tz = ZoneInfo(source.timezone or self.config.poll.timezone)
-        first = self._get(source, source.url, etag, modified)
+
+        def get_list_page(url: str, etag: str | None = None,
+                          modified: str | None = None) -> Fetched:
+            try:
+                return self._get(source, url, etag, modified)
+            except FetchError as exc:
+                if exc.http_status == 412:  # Ruishu-style WAFs answer scrapers with 412 + JS
+                    raise FetchError(source.name, "HTTP 412: the site answered with a bot "
+                                     "challenge (anti-scraping check), not the list", 412) from None
+                raise
+
+        first = get_list_page(source.url, etag, modified)
         outcome.fetched = first
         if first.not_modified:
             return
-        items: list[Item] = []
-        page, url, seen = first, source.url, {source.url}
-        for number in range(source.max_pages):
-            text, charset = decode_html(page.body, page.headers.get("content-type"))
-            parsed = parse_list(text, page.final_url, source, tz, now_fn())
-            outcome.warnings.extend(parsed.warnings)
-            items.extend(parsed.items)
-            if number + 1 >= source.max_pages or not parsed.next_page or parsed.next_page in seen:
-                break
-            url = parsed.next_page
-            seen.add(url)
-            page = self._get(source, url)
-        if not items:
-            raise ParseError(source.name, "selector matched 0 items (has the page been redesigned?)")
-        outcome.parsed_count = len(items)
-        items = self._with_article_pages(source, items, outcome.warnings)
-        now = now_fn()
-        outcome.articles = [a for a in (normalize(i, source, self.config.rules, now) for i in items) if a]
-
-    def _with_article_pages(self, source: SourceConfig, items: list[Item], warnings: list[str]) -> list[Item]:
-        """Fetch each NEW article page once (never a known one), at most per_host at a time."""
-        if not source.selectors or not (source.selectors.content or source.extract == "auto"):
-            return items
-        home = (urlsplit(source.url).hostname or "").lower()
-        known = self.store.known_links(source.name, [canonical_url(i.link) for i in items if i.link])
-        todo = [
-            i for i in items
-            if i.link and canonical_url(i.link) not in known
-            and (source.follow_offsite or (urlsplit(i.link).hostname or "").lower() == home)
-        ]
-        missed = 0
-        lock = threading.Lock()
-
-        def one(item: Item) -> Item:
-            nonlocal missed
+        items: dict[str, Item] = {}  # by link: an item pushed onto the next page counts once
+        page, seen = first, {source.url, first.final_url}
+        for number in range(1, source.max_pages + 1):
+            text, _charset = decode_html(page.body, page.headers.get("content-type"))
             try:
-                page = self._get(source, item.link or "")
+                parsed = parse_list(text, page.final_url, source, tz, now_fn())
+            except ParseError as exc:
+                if number == 1:
+                    raise
+                outcome.warnings.append(f"list page {number} ({page.final_url}): {exc.reason}")
+                break
+            outcome.warnings.extend(parsed.warnings)
+            for item in parsed.items:
+                items.setdefault(item.link or "", item)
+            next_url = parsed.next_page
+            if number >= source.max_pages or not parsed.items or not next_url or next_url in seen:
+                break
+            seen.add(next_url)
+            try:
+                page = get_list_page(next_url)
             except FetchError as exc:
-                log.warning("source %s: article page %s: %s", source.name, item.link, exc.reason)
-                return item
-            text, _ = decode_html(page.body, page.headers.get("content-type"))
-            extracted = extract_article(text, page.final_url, source)
-            if extracted.content is None:
-                with lock:
-                    missed += 1
-                return item
-            return replace(item, content=extracted.content, base_url=page.final_url,
-                           enclosures=item.enclosures + extracted.attachments,
-                           published=item.published or extracted.published)
+                outcome.warnings.append(f"list page {number + 1} ({next_url}): {exc.reason}")
+                break
+        if not items:
+            raise ParseError(source.name,
+                             "selector matched 0 items (has the page been redesigned?)")
+        outcome.parsed_count = len(items)
+        found = self._with_article_pages(source, list(items.values()), outcome.warnings,
+                                         list_url=first.final_url, now=now_fn())
+        now = now_fn()
+        normalized = (normalize(i, source, self.config.rules, now) for i in found)
+        outcome.articles = [a for a in normalized if a]
 
-        with ThreadPoolExecutor(max_workers=max(1, self.config.poll.per_host)) as pages:
-            fetched = dict(zip([id(i) for i in todo], pages.map(one, todo), strict=True))
+    def _with_article_pages(self, source: SourceConfig, items: list[Item], warnings: list[str],
+                            list_url: str | None = None, now: datetime | None = None) -> list[Item]:
+        """Fetch each NEW article page once (never a known one), at most per_host at a time,
+        with the poll's session, timeouts and body cap. Known articles keep their stored body
+        (the list alone would blank it). Links to another host than the list page's are only
+        followed with follow_offsite. A failing page keeps the list fields and is a warning."""
+        selectors = source.selectors
+        if not selectors or not (selectors.content or source.extract == "auto"):
+            return items
+        now = now or datetime.now().astimezone()
+        tz = ZoneInfo(source.timezone or self.config.poll.timezone)
+        homes = {(urlsplit(u).hostname or "").lower() for u in (source.url, list_url) if u}
+        links = {canonical_url(i.link): i.link for i in items if i.link}
+        known = self.store.known_links(source.name, list(links))
+        todo: dict[str, str] = {}
+        offsite = 0
+        for url, link in links.items():
+            if url in known:
+                continue
+            if not source.follow_offsite and (urlsplit(link).hostname or "").lower() not in homes:
+                offsite += 1
+                continue
+            todo[url] = link
+        if offsite:
+            log.info("source %s: %d offsite article link(s) not fetched (follow_offsite is off)",
+                     source.name, offsite)
+        lock = threading.Lock()
+        failed: dict[str, int] = {}
+        missed: list[str] = []
+
+        def one(link: str) -> tuple[ArticlePage, str] | None:
+            if self.stopping.is_set():
+                return None
+            try:
+                page = self._get(source, link)
+                text, _ = decode_html(page.body, page.headers.get("content-type"))
+                extracted = extract_article(text, page.final_url, source, tz, now)
+            except SourceError as exc:
+                reason = exc.reason
+            except Exception as exc:  # one odd page must not fail the source
+                log.exception("source %s: article page %s", source.name, link)
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                if extracted.content is None:
+                    with lock:
+                        missed.append(link)
+                return extracted, page.final_url
+            log.warning("source %s: article page %s: %s", source.name, link, reason)
+            with lock:
+                failed[reason] = failed.get(reason, 0) + 1
+            return None
+
+        results: dict[str, tuple[ArticlePage, str]] = {}
+        if todo:
+            workers = max(1, min(self.config.poll.per_host, len(todo)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="article") as pages:
+                for url, result in zip(todo, pages.map(one, todo.values()), strict=True):
+                    if result is not None:
+                        results[url] = result
         if missed:
-            warnings.append(f"content selector matched nothing on {missed} article page(s)")
-        return [fetched.get(id(i), i) for i in items]
+            warnings.append(f"content selector matched nothing on {len(missed)} article page(s), "
+                            f"e.g. {missed[0]}")
+        if failed:
+            reasons = ", ".join(f"{reason} ×{count}" for reason, count in failed.items())
+            warnings.append(f"{sum(failed.values())} article page(s) could not be fetched "
+                            f"({reasons})")
+        def stored_body(item: Item, url: str) -> Item:
+            """A known article's body, title and attachments as stored, so re-reading the list
+            (which has none of them) is not mistaken for a change that blanks them."""
+            stored = self.store.article_by_url(url)
+            if stored is None or stored.article.source != source.name or not stored.article.content:
+                return item
+            article = stored.article
+            return replace(item, title=restore_title(item.title, article.title),
+                           content=article.content, enclosures=article.enclosures)
+
+        out = []
+        for item in items:
+            url = canonical_url(item.link) if item.link else ""
+            if url in results:
+                extracted, final_url = results[url]
+                item = replace(item, title=repair_title(item.title, extracted.title),
+                               content=extracted.content or item.content,
+                               base_url=final_url if extracted.content else item.base_url,
+                               enclosures=item.enclosures + extracted.attachments,
+                               published=item.published or extracted.published)
+            elif url in known and item.content is None:
+                item = stored_body(item, url)
+            out.append(item)
+        return out
 
     # --- store ---------------------------------------------------------------------------------
 
@@ -297,10 +392,16 @@ class Poller:
                         warnings=warnings, moved_to=moved_to, item_count=outcome.parsed_count,
                         next_poll=next_poll_at(now, self.config.interval(source), failures,
                                                max_backoff=self.config.poll.max_backoff,
-                                               ttl_minutes=outcome.ttl_minutes))
+                                               ttl_minutes=_lower_bound(outcome)))
             except Exception:
                 self._index = None  # it may hold entries of the rolled-back transaction
                 raise
+        metrics.polls.labels(source.name, state).inc()
+        metrics.new_articles.labels(source.name).inc(len(new))
+        metrics.last_success.labels(source.name).set(now.timestamp())
+        if fetched is not None:
+            metrics.fetch_seconds.observe(fetched.elapsed)
+            metrics.fetched_bytes.inc(len(fetched.body))
         report = PollReport(source.name, state, new=len(new), updated=len(updated),
                             warnings=tuple(warnings), duration=duration, moved_to=moved_to,
                             new_article_ids=tuple(new))
@@ -319,6 +420,7 @@ class Poller:
                             next_poll=next_poll_at(now, self.config.interval(source), failures,
                                                    max_backoff=self.config.poll.max_backoff,
                                                    retry_after=retry_after))
+        metrics.polls.labels(source.name, "error").inc()
         log.warning("source=%s status=error error=%r duration=%.2fs", source.name, error.reason, duration)
         return PollReport(source.name, "error", error=error.reason, http_status=error.http_status,
                           duration=duration)
@@ -365,6 +467,14 @@ class Poller:
             return self._index
 
 
+def _lower_bound(outcome: Outcome) -> int | None:
+    """A feed's <ttl> and the response's Cache-Control max-age, in minutes: the larger wins."""
+    bounds = [outcome.ttl_minutes or 0]
+    if outcome.fetched is not None:
+        bounds.append(max_age_minutes(outcome.fetched.headers.get("cache-control")))
+    return max(bounds) or None
+
+
 def load_index(config: Config, store: Store) -> dedupe.Index:
     index = dedupe.Index(config.dedupe)
     newest = datetime.now().astimezone()
@@ -383,9 +493,7 @@ def due_sources(config: Config, store: Store, now: datetime) -> list[SourceConfi
         if not source.enabled:
             continue
         state = states.get(source.name)
-        if state is None or state.url != source.url or state.last_poll is None:
-            due.append(source)
-        elif state.next_poll is None or state.next_poll <= now:
+        if state is None or state.url != source.url or state.last_poll is None or state.next_poll is None or state.next_poll <= now:
             due.append(source)
     return due
 

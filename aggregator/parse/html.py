@@ -1,12 +1,14 @@
 """HTML list pages and article pages -> Items, with the selectors from the config.
 
-lxml + cssselect (selectors compiled once): an order of magnitude faster than BeautifulSoup
-on list pages, which matters when hundreds of pages are polled.
+lxml + cssselect (selectors compiled once and cached): an order of magnitude faster than
+BeautifulSoup on list pages, which matters when hundreds of pages are polled.
+
+Pure: text in, data out. Fetching and charset decisions happen in `aggregator.fetch`.
 """
 
 from __future__ import annotations
 
-import mimetypes
+import html
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -22,16 +24,68 @@ from ..errors import ParseError
 from ..model import Enclosure, Item, Parsed
 from .dates import parse_date
 
+__all__ = [
+    "ATTACHMENT_TYPES",
+    "ArticlePage",
+    "challenge_reason",
+    "discover_feed",
+    "extract_article",
+    "looks_like_feed",
+    "parse_list",
+    "repair_title",
+    "restore_title",
+]
+
 _SPACE = re.compile(r"\s+")
-ATTACHMENT_EXT = ("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "wps", "ofd", "zip", "rar", "7z", "et", "dps")
-_ATTACHMENT = re.compile(r"\.(" + "|".join(ATTACHMENT_EXT) + r")(?:$|[?#])", re.I)
-_EXTRA_TYPES = {"wps": "application/vnd.ms-works", "ofd": "application/ofd", "rar": "application/vnd.rar",
-                "7z": "application/x-7z-compressed", "et": "application/vnd.ms-excel",
-                "dps": "application/vnd.ms-powerpoint"}
-_CHALLENGE = re.compile(r"document\.cookie|challenge-platform|cf-browser-verification|__jsl_clearance|"
-                        r"请开启JavaScript|enable JavaScript", re.I)
-_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
-               "application/json", "application/xml", "text/xml", "application/rdf+xml")
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+#: Document types that become enclosures (Chinese sites add WPS and OFD to the usual ones).
+ATTACHMENT_TYPES = {
+    "pdf": "application/pdf",
+    "doc": "application/msword",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xls": "application/vnd.ms-excel",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "ppt": "application/vnd.ms-powerpoint",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "wps": "application/wps-office.wps",
+    "et": "application/wps-office.et",
+    "dps": "application/wps-office.dps",
+    "ofd": "application/ofd",
+    "zip": "application/zip",
+    "rar": "application/vnd.rar",
+    "7z": "application/x-7z-compressed",
+}
+_ATTACHMENT = re.compile(r"\.(" + "|".join(ATTACHMENT_TYPES) + r")(?:$|[?#])", re.I)
+_ATTACHMENT_NAME = re.compile(r"\.(" + "|".join(ATTACHMENT_TYPES) + r")\s*$", re.I)
+# Bot challenges (JS cookie checks of common CDNs / WAFs, Chinese ones included).
+_CHALLENGE = re.compile(
+    r"document\.cookie\s*=|challenge-platform|cf-browser-verification|cf_chl_|__jsl_clearance|"
+    r"acw_sc__v2|yunsuo_session_verify|wzwschallenge|_waf_|cdn_sec_tc|"
+    r"请开启JavaScript|请启用JavaScript|人机验证|安全验证|enable JavaScript and cookies",
+    re.I,
+)
+_FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+    "application/json",
+)
+_SKIP_LINK = ("javascript:", "mailto:", "data:", "tel:", "#")
+_LAZY_SRC = ("data-src", "data-original", "original-src", "data-lazy-src")
+_PUBLISHED_META = (
+    "article:published_time",
+    "pubdate",
+    "publishdate",
+    "firstpublishedtime",
+    "datepublished",
+    "dc.date",
+    "dc.date.issued",
+)
+_TRUNCATED = re.compile(r"(…+|\.{2,})$")
+_TITLE_SEPARATOR = re.compile(r"\s*(?:[-_|－—]+|\s[:：]\s)\s*")
 
 
 @dataclass(frozen=True)
@@ -39,15 +93,25 @@ class ArticlePage:
     content: str | None  # HTML of the content element (sanitized later, in normalize)
     attachments: tuple[Enclosure, ...] = ()
     published: datetime | None = None
+    title: str | None = None  # the page's own headline, to repair titles a list truncated
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=1024)
 def _compiled(css: str) -> CSSSelector:
     return CSSSelector(css, translator="html")
 
 
+@lru_cache(maxsize=1024)
+def _split(selector: str) -> tuple[CSSSelector | None, str | None]:
+    """`css@attr` -> (compiled css or None for the element itself, attr)."""
+    css, attr = split_selector(selector)
+    return (_compiled(css) if css else None), attr
+
+
 def _document(text: str, url: str) -> lxml.html.HtmlElement:
     text = text.lstrip("\ufeff")
+    if text.lstrip().startswith("<?xml"):  # XHTML: lxml refuses a str with an encoding decl
+        text = _XML_DECL.sub("", text, count=1)
     if not text.strip():
         raise ParseError(url, "empty page")
     try:
@@ -56,10 +120,14 @@ def _document(text: str, url: str) -> lxml.html.HtmlElement:
         raise ParseError(url, f"unparsable HTML: {exc}") from None
 
 
-def _select(element: lxml.html.HtmlElement, selector: str) -> tuple[lxml.html.HtmlElement | None, str | None]:
+def _select(
+    element: lxml.html.HtmlElement, selector: str
+) -> tuple[lxml.html.HtmlElement | None, str | None]:
     """The first element matching `css@attr` (an empty css means the element itself)."""
-    css, attr = split_selector(selector)
-    found = _compiled(css)(element) if css else [element]
+    compiled, attr = _split(selector)
+    if compiled is None:
+        return element, attr
+    found = compiled(element)
     return (found[0], attr) if found else (None, attr)
 
 
@@ -67,15 +135,18 @@ def _text(element: lxml.html.HtmlElement) -> str:
     return _SPACE.sub(" ", element.text_content()).strip()
 
 
+def _attr(element: lxml.html.HtmlElement, name: str) -> str:
+    return _SPACE.sub(" ", element.get(name) or "").strip()
+
+
 def select_text(element: lxml.html.HtmlElement, selector: str | None) -> str:
+    """Plain text of the first match (or its attribute for `css@attr`); "" when none."""
     if not selector:
         return ""
     found, attr = _select(element, selector)
     if found is None:
         return ""
-    if attr:
-        return _SPACE.sub(" ", found.get(attr) or "").strip()
-    return _text(found)
+    return _attr(found, attr) if attr else _text(found)
 
 
 def _title(element: lxml.html.HtmlElement, selector: str) -> str:
@@ -84,113 +155,244 @@ def _title(element: lxml.html.HtmlElement, selector: str) -> str:
     if found is None:
         return ""
     if attr:
-        return _SPACE.sub(" ", found.get(attr) or "").strip()
-    text, title_attr = _text(found), _SPACE.sub(" ", found.get("title") or "").strip()
-    return title_attr if len(title_attr) > len(text.rstrip(".…")) else text
+        return _attr(found, attr)
+    text, title_attr = _text(found), _attr(found, "title")
+    return title_attr if len(title_attr) > len(_TRUNCATED.sub("", text)) else text
+
+
+def _absolute(base: str, href: str | None) -> str | None:
+    href = (href or "").strip()
+    if not href or href.lower().startswith(_SKIP_LINK):
+        return None
+    try:
+        absolute = urljoin(base, href)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+    return absolute if absolute.startswith(("http://", "https://")) else None
 
 
 def _link(element: lxml.html.HtmlElement, selector: str, base: str) -> str | None:
     found, attr = _select(element, selector)
     if found is None:
         return None
-    href = (found.get(attr or "href") or "").strip()
-    if not href or href.lower().startswith(("javascript:", "mailto:", "data:", "#")):
-        return None
-    absolute = urljoin(base, href)
-    return absolute if absolute.startswith(("http://", "https://")) else None
+    if attr is None and found.tag != "a":  # `li.item` as link: its first <a>
+        found = next(found.iter("a"), found)
+    return _absolute(base, found.get(attr or "href"))
+
+
+def _base(doc: lxml.html.HtmlElement, page_url: str) -> str:
+    declared = doc.xpath("string(//base/@href)")
+    return urljoin(page_url, declared.strip()) if declared else page_url
+
+
+def challenge_reason(text: str) -> str | None:
+    """Why this page looks like a bot challenge rather than content, or None."""
+    match = _CHALLENGE.search(text[:20000])
+    return f"got a bot challenge page ({match.group(0)}), not the list" if match else None
 
 
 def parse_list(text: str, page_url: str, source: SourceConfig, tz: tzinfo, now: datetime) -> Parsed:
-    """One list page -> items (title, absolute link, date, summary) and the next page link."""
+    """One list page -> items (title, absolute link, date, summary) and the next page link.
+
+    Titles and summaries are plain text, HTML-escaped (normalize treats them as markup)."""
     selectors = source.selectors
     if selectors is None:
         raise ParseError(source.name, "an html source needs selectors")
     doc = _document(text, source.name)
-    base = doc.xpath("string(//base/@href)") or page_url
-    base = urljoin(page_url, base)
+    base = _base(doc, page_url)
+    item_css = split_selector(selectors.item)[0]
     items: list[Item] = []
     no_link = no_date = 0
-    for element in _compiled(split_selector(selectors.item)[0])(doc):
+    for element in _compiled(item_css)(doc) if item_css else [doc]:
         title, link = _title(element, selectors.title), _link(element, selectors.link, base)
         if not link or not title:
             no_link += 1
             continue
-        published = parse_date(select_text(element, selectors.date), tz, now) if selectors.date else None
-        no_date += published is None and selectors.date is not None
-        items.append(Item(title=title, link=link, summary=select_text(element, selectors.summary) or None,
-                          published=published, base_url=base))
+        published = None
+        if selectors.date:
+            published = parse_date(select_text(element, selectors.date), tz, now)
+            no_date += published is None
+        summary = select_text(element, selectors.summary)
+        items.append(
+            Item(
+                title=html.escape(title, quote=False),
+                link=link,
+                summary=html.escape(summary, quote=False) if summary else None,
+                published=published,
+                base_url=base,
+            )
+        )
     warnings = []
     if no_link:
         warnings.append(f"{no_link} item(s) without a title or link were skipped")
     if items and selectors.date and no_date == len(items):
         warnings.append("no date parsed on any item (check the date selector)")
-    if not items and _CHALLENGE.search(text[:20000]):
-        raise ParseError(source.name, "got a bot-challenge page (JavaScript cookie check), not the list")
+    elif no_date:
+        warnings.append(f"{no_date} item(s) without a parsed date")
+    if not items and (reason := challenge_reason(text)):
+        raise ParseError(source.name, reason)
     next_page = _link(doc, selectors.next_page, base) if selectors.next_page else None
-    return Parsed(items=tuple(items), title=select_text(doc, "title"), warnings=tuple(warnings),
-                  next_page=next_page)
+    return Parsed(
+        items=tuple(items),
+        title=select_text(doc, "title"),
+        warnings=tuple(warnings),
+        next_page=next_page,
+    )
 
 
-def extract_article(text: str, page_url: str, source: SourceConfig) -> ArticlePage:
-    """The content element's HTML (scripts, styles and `remove` selectors dropped) and its
-    attachments; `extract: auto` without a content selector uses trafilatura."""
+def extract_article(
+    text: str,
+    page_url: str,
+    source: SourceConfig,
+    tz: tzinfo | None = None,
+    now: datetime | None = None,
+) -> ArticlePage:
+    """The content element's HTML (scripts, styles and `remove` selectors dropped, links made
+    absolute) and its attachments; `extract: auto` without a content selector uses trafilatura.
+    With `tz` and `now`, a publication date in the page's <meta> is parsed too."""
     selectors = source.selectors
     doc = _document(text, page_url)
-    attachments = _attachments(doc, selectors.attachments if selectors else None, page_url)
+    base = _base(doc, page_url)
+    for img in doc.iter("img"):  # lazy-loaded images keep the real address elsewhere
+        if not img.get("src") or img.get("src", "").startswith("data:"):
+            lazy = next((img.get(a) for a in _LAZY_SRC if img.get(a)), None)
+            if lazy:
+                img.set("src", lazy)
+    doc.make_links_absolute(base, resolve_base_href=False, handle_failures="discard")
+    published = _meta_published(doc, tz, now) if tz is not None and now is not None else None
+    title = _headline(doc)
+    extra = (
+        _attachments(doc, selectors.attachments, base)
+        if selectors and selectors.attachments
+        else ()
+    )
     if selectors is None or not selectors.content:
         if source.extract == "auto":
-            return ArticlePage(_auto_extract(text, page_url), attachments)
-        return ArticlePage(None, attachments)
+            attachments = _merge(_attachments(doc, None, base), extra)
+            content = _auto_extract(lxml.html.tostring(doc, encoding="unicode"), base)
+            return ArticlePage(content, attachments, published, title)
+        return ArticlePage(None, extra, published, title)
     found, _ = _select(doc, selectors.content)
     if found is None:
-        return ArticlePage(None, attachments)
+        return ArticlePage(None, extra, published, title)
     for selector in selectors.remove:
-        for element in _compiled(split_selector(selector)[0])(found):
-            element.drop_tree()
-    for element in found.xpath(".//script|.//style|.//noscript"):
+        compiled, _ = _split(selector)
+        for element in compiled(found) if compiled else []:
+            if element is not found:
+                element.drop_tree()
+    for element in found.xpath(".//script|.//style|.//noscript|.//template"):
         element.drop_tree()
-    if not selectors.attachments:
-        attachments = _attachments(found, None, page_url)
-    html = lxml.html.tostring(found, encoding="unicode", method="html")
-    return ArticlePage(html, attachments)
+    content = lxml.html.tostring(found, encoding="unicode", method="html")
+    return ArticlePage(content, _merge(_attachments(found, None, base), extra), published, title)
 
 
-def _attachments(root: lxml.html.HtmlElement, selector: str | None, base: str) -> tuple[Enclosure, ...]:
-    """Document links (pdf, doc, xls, ppt, wps, ofd, zip, rar...) become enclosures."""
-    links = _compiled(split_selector(selector)[0])(root) if selector else root.iter("a")
+def _merge(*groups: tuple[Enclosure, ...]) -> tuple[Enclosure, ...]:
     found: dict[str, Enclosure] = {}
-    for link in links:
-        href = (link.get("href") or "").strip()
-        url = urljoin(base, href) if href else ""
-        path = urlsplit(url).path
-        match = _ATTACHMENT.search(path)
-        if not url.startswith(("http://", "https://")) or (not selector and not match):
-            continue
-        ext = match.group(1).lower() if match else ""
-        kind = _EXTRA_TYPES.get(ext) or mimetypes.guess_type(path)[0] or "application/octet-stream"
-        found.setdefault(url, Enclosure(url, kind, _text(link) or path.rsplit("/", 1)[-1]))
+    for group in groups:
+        for enclosure in group:
+            found.setdefault(enclosure.url, enclosure)
     return tuple(found.values())
+
+
+def _attachments(
+    root: lxml.html.HtmlElement, selector: str | None, base: str
+) -> tuple[Enclosure, ...]:
+    """Document links (pdf, doc, xls, ppt, wps, ofd, zip, rar...) become enclosures. With a
+    selector, every match counts, even a `download.jsp?id=` link; its type then comes from
+    the link text (`报名表.docx`) when the address has no extension; without one, links whose
+    address or text ends in a document extension count."""
+    if selector:
+        compiled, attr = _split(selector)
+        matched = compiled(root) if compiled else [root]
+        links = [(m if m.tag == "a" or attr else next(m.iter("a"), m), attr) for m in matched]
+    else:
+        links = [(a, None) for a in root.iter("a")]
+    found: dict[str, Enclosure] = {}
+    for link, attr in links:
+        url = _absolute(base, link.get(attr or "href"))
+        if url is None:
+            continue
+        path = urlsplit(url).path
+        name = _text(link)
+        match = _ATTACHMENT.search(path) or _ATTACHMENT_NAME.search(name)
+        if match is None and not selector:
+            continue
+        kind = ATTACHMENT_TYPES[match.group(1).lower()] if match else "application/octet-stream"
+        title = name or _attr(link, "title") or path.rsplit("/", 1)[-1]
+        found.setdefault(url, Enclosure(url, kind, title))
+    return tuple(found.values())
+
+
+def _meta_published(doc: lxml.html.HtmlElement, tz: tzinfo, now: datetime) -> datetime | None:
+    for meta in doc.iter("meta"):
+        key = (meta.get("name") or meta.get("property") or meta.get("itemprop") or "").lower()
+        if key in _PUBLISHED_META and meta.get("content"):
+            published = parse_date(meta.get("content"), tz, now)
+            if published is not None:
+                return published
+    return None
+
+
+def _headline(doc: lxml.html.HtmlElement) -> str | None:
+    for meta in doc.iter("meta"):
+        if (meta.get("property") or meta.get("name") or "").lower() in ("og:title", "articletitle"):
+            value = _attr(meta, "content")
+            if value:
+                return value
+    for tag in ("h1", "title"):
+        element = next(doc.iter(tag), None)
+        if element is not None and (value := _text(element)):
+            return value
+    return None
+
+
+def repair_title(listed: str, page_title: str | None) -> str:
+    """A list title cut short ("...", "…") becomes the article page's headline when that
+    headline starts with what the list showed. Both are HTML-escaped text."""
+    if not page_title or not _TRUNCATED.search(listed):
+        return listed
+    stem = _TRUNCATED.sub("", listed).strip()
+    cuts = [m.start() for m in _TITLE_SEPARATOR.finditer(page_title)] + [len(page_title)]
+    for cut in cuts:  # the shortest headline prefix that completes the list title
+        candidate = html.escape(page_title[:cut].strip(), quote=False)
+        if stem and candidate.startswith(stem) and len(candidate) > len(stem):
+            return candidate
+    return listed
+
+
+def restore_title(listed: str, stored: str) -> str:
+    """The stored (clean text) title of a known article when the list shows it cut short."""
+    return html.escape(stored, quote=False) if stored and _TRUNCATED.search(listed) else listed
 
 
 def _auto_extract(text: str, url: str) -> str | None:
     import trafilatura
 
-    html = trafilatura.extract(text, url=url, output_format="html", include_links=True,
-                               include_images=True, favor_precision=True)
-    return html or None
+    extracted = trafilatura.extract(
+        text,
+        url=url,
+        output_format="html",
+        include_links=True,
+        include_images=True,
+        favor_precision=True,
+    )
+    return extracted or None
 
 
 def discover_feed(text: str, page_url: str) -> str | None:
     """The first <link rel="alternate"> feed of an HTML page."""
     try:
-        doc = lxml.html.document_fromstring(text)
-    except (etree.ParserError, ValueError):
+        doc = _document(text, page_url)
+    except ParseError:
         return None
+    base = _base(doc, page_url)
     for link in doc.iter("link"):
         rel = (link.get("rel") or "").lower().split()
-        kind = (link.get("type") or "").lower()
-        if "alternate" in rel and kind in _FEED_TYPES[:3] and link.get("href"):
-            return urljoin(page_url, link.get("href").strip())
+        kind = (link.get("type") or "").split(";")[0].strip().lower()
+        if "alternate" in rel and kind in _FEED_TYPES[:-1]:
+            url = _absolute(base, link.get("href"))
+            if url:
+                return url
     return None
 
 
@@ -201,4 +403,7 @@ def looks_like_feed(body: bytes, content_type: str | None) -> bool:
     head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head.startswith(b"<?xml"):
         head = head[head.find(b"?>") + 2 :].lstrip()
-    return head.startswith((b"<rss", b"<feed", b"<rdf", b"{")) and not head.startswith(b"<!doctype html")
+    while head.startswith(b"<!--"):  # comments before the root element
+        end = head.find(b"-->")
+        head = head[end + 3 :].lstrip() if end >= 0 else b""
+    return head.startswith((b"<rss", b"<feed", b"<rdf", b"{"))

@@ -16,13 +16,15 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from .. import digest
+from .. import digest, metrics
 from ..config import Config
+from ..errors import redact
 from ..store import Store
 
 
@@ -85,7 +87,7 @@ def health_document(config: Config, store: Store, now: datetime, config_error: s
         is_dead = bool(h and h.failing_since and now - h.failing_since > config.poll.dead_after)
         dead += is_dead and source.enabled
         sources.append({
-            "name": source.name, "url": source.url, "enabled": source.enabled,
+            "name": source.name, "url": redact(source.url), "enabled": source.enabled,
             "status": "dead" if is_dead else (h.last_status if h and h.last_status else "never polled"),
             "last_poll": _iso(h.last_poll if h else None),
             "last_success": _iso(h.last_success if h else None),
@@ -145,6 +147,20 @@ def create_app(get_config: Callable[[], Config], store: Store, *,
         html = part.get_content() if part is not None else ""
         return HTMLResponse(html)
 
+    def metrics_endpoint(request: Request) -> Response:
+        config, now = get_config(), datetime.now(UTC)
+        health = store.health()
+        metrics.sources_backoff.set(sum(1 for h in health if h.consecutive_failures and not h.removed))
+        metrics.sources_dead.set(sum(
+            1 for h in health
+            if h.failing_since and not h.removed and now - h.failing_since > config.poll.dead_after))
+        for h in health:
+            if h.last_success:
+                metrics.last_success.labels(h.name).set(h.last_success.timestamp())
+        metrics.stories.set(store.counts()["stories"])
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     routes = [Route("/feed.atom", feed), Route("/", index), Route("/healthz", healthz),
-              Route("/digest/preview", digest_preview), *(extra_routes or [])]
+              Route("/digest/preview", digest_preview), Route("/metrics", metrics_endpoint),
+              *(extra_routes or [])]
     return Starlette(routes=routes)

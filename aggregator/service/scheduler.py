@@ -8,13 +8,15 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .. import digest
-from ..config import Config
+from ..config import Config, load_config
+from ..errors import ConfigError
 from ..pipeline import Poller, build_outputs, due_sources
 from ..store import DigestLedger, Store
 
@@ -30,8 +32,11 @@ def utcnow() -> datetime:
 class Service:
     """Owns the poller and the scheduler; `config` may be swapped by a reload."""
 
-    def __init__(self, config: Config, store: Store, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, config: Config, store: Store, now: Callable[[], datetime] = utcnow,
+                 config_path: Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path
+        self._config_mtime = _mtime(config_path)
         self.store = store
         self.now = now
         self.poller = Poller(config, store)
@@ -43,7 +48,39 @@ class Service:
         self.scheduler.add_job(self.poll_due, IntervalTrigger(seconds=TICK.total_seconds()),
                                id="poll", max_instances=1, coalesce=True, next_run_time=self.now())
         self._schedule_digest(start_up=True)
+        if self.config_path is not None:
+            self.scheduler.add_job(self._watch_config, IntervalTrigger(seconds=2), id="config-watch",
+                                   max_instances=1, coalesce=True)
         self.scheduler.start()
+
+    def _watch_config(self) -> None:
+        mtime = _mtime(self.config_path)
+        if mtime != self._config_mtime:
+            self._config_mtime = mtime
+            self.reload()
+
+    def request_reload(self) -> None:
+        """From a signal handler (SIGHUP): do the work in a scheduler thread."""
+        self.scheduler.add_job(self.reload, id="config-reload", replace_existing=True)
+
+    def reload(self) -> None:
+        """Apply a changed config; an invalid one is rejected and the old one keeps running."""
+        assert self.config_path is not None
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            self.config_error = str(exc)
+            log.error("config reload rejected, keeping the running config: %s", exc)
+            return
+        with self._lock:
+            self.config = config
+            self.poller.config = config
+            self.config_error = None
+        with self.store.transaction() as tx:
+            tx.sync_sources([(s.name, s.url) for s in config.sources])
+        self._schedule_digest()
+        build_outputs(config, self.store, self.now())
+        log.info("config reloaded: %d sources", len(config.sources))
 
     def _schedule_digest(self, start_up: bool = False) -> None:
         config = self.config
@@ -97,6 +134,13 @@ class Service:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.poller.close()
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path else None
+    except OSError:
+        return None
 
 
 def _outputs_exist(config: Config) -> bool:
