@@ -290,7 +290,7 @@ def cmd_stories(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .dedupe import compare, entry_for
+    from .dedupe import Entry, Fingerprint, compare
 
     config = _config(args)
     store = _store(config)
@@ -305,7 +305,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise UsageError(f"no stored article has the URL {url}")
         found.append(stored)
     a, b = found
-    decision = compare(entry_for(a), entry_for(b), config.dedupe)
+
+    def entry(stored: Any) -> Entry:
+        art = stored.article
+        fp = Fingerprint.from_stored(*store.dedupe_keys(stored.id))
+        return Entry(stored.id, stored.story_id, art.source, art.url, art.guid, art.text_hash,
+                     art.published, art.title, fp)
+
+    decision = compare(entry(a), entry(b), config.dedupe)
     same = a.story_id == b.story_id
     print(f"A: [{a.article.source}] {a.article.title}")
     print(f"B: [{b.article.source}] {b.article.title}")

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from apscheduler.triggers.cron import CronTrigger
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
 from . import dedupe, metrics
 from .config import Config, DigestConfig, Recipient, SmtpConfig, crontab_trigger
@@ -84,7 +84,7 @@ def group_stories(stories: Sequence[Story], group_by: str, other: str) -> list[G
 
 
 def _environment(digest: DigestConfig) -> Environment:
-    loaders = [PackageLoader("aggregator", "digest_templates")]
+    loaders: list[BaseLoader] = [PackageLoader("aggregator", "digest_templates")]
     if digest.templates:
         loaders.insert(0, FileSystemLoader(str(digest.templates)))
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html"]),
@@ -102,10 +102,11 @@ def build_digest(config: Config, recipient: Recipient, stories: Sequence[Story],
     chinese = any(is_chinese(s.preferred.article.title) for s in stories)
     listed = list(stories[: digest.max_stories])
     groups = group_stories(listed, digest.group_by, "其他" if chinese else "Other")
+    more = len(stories) - len(listed)
     local = now.astimezone(tz)
     context = {
         "title": config.output.title, "date": local.strftime("%Y-%m-%d"), "count": len(stories),
-        "groups": groups, "more": len(stories) - len(listed), "feed_url": self_url(config.output),
+        "groups": groups, "more": more, "feed_url": self_url(config.output),
         "site_url": config.output.link, "tz": tz, "also_label": also_label, "chinese": chinese,
         "failing": [(name, since.astimezone(tz)) for name, since in failing],
         "group_by": digest.group_by,
@@ -123,7 +124,7 @@ def build_digest(config: Config, recipient: Recipient, stories: Sequence[Story],
     message["List-Unsubscribe"] = f"<mailto:{parseaddr(digest.sender)[1]}?subject=unsubscribe>"
     message.set_content(text, charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
-    return Digest(recipient.address, tuple(stories), tuple(groups), context["more"], message)
+    return Digest(recipient.address, tuple(stories), tuple(groups), more, message)
 
 
 def message_id(recipient: str, stories: Sequence[Story], sender: str) -> str:

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 from collections import defaultdict
 from html import escape
 from itertools import combinations
 from pathlib import Path
 
+import pytest
 from lxml import etree
 from pytest_httpserver import HTTPServer
 
@@ -41,8 +44,15 @@ def _pairs(groups: dict[str, set[str]]) -> set[tuple[str, str]]:
     return {tuple(sorted(p)) for members in groups.values() for p in combinations(members, 2)}  # type: ignore[misc]
 
 
-def test_corpus_grouping_quality(tmp_path: Path, httpserver: HTTPServer) -> None:
-    articles = [json.loads(line) for line in (CORPUS / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+ARTICLES = [json.loads(line) for line in (CORPUS / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def polled(tmp_path_factory: pytest.TempPathFactory, make_httpserver: HTTPServer) -> Path:
+    """The corpus polled once through the real pipeline; returns the config path."""
+    tmp_path = tmp_path_factory.mktemp("corpus")
+    httpserver = make_httpserver
+    articles = ARTICLES
     sources = json.loads((CORPUS / "sources.json").read_text(encoding="utf-8"))
     by_source: dict[str, list[dict]] = defaultdict(list)
     for article in articles:
@@ -57,6 +67,11 @@ def test_corpus_grouping_quality(tmp_path: Path, httpserver: HTTPServer) -> None
     config = write_config(tmp_path, config_sources, output={"max_entries": 2000})
     result = run_cli("-c", str(config), "poll")
     assert result.code == 0 and "error" not in result.out, result.out
+    return config
+
+
+def test_corpus_grouping_quality(polled: Path) -> None:
+    articles, tmp_path = ARTICLES, polled.parent
 
     by_link = {canonical_url(a["link"]): a for a in articles}
     doc = etree.parse(str(tmp_path / "public" / "feed.atom"))
@@ -86,3 +101,44 @@ def test_corpus_grouping_quality(tmp_path: Path, httpserver: HTTPServer) -> None
     wrong = sorted(got - want)[:10]
     assert not merged_negatives, merged_negatives
     assert f1 >= 0.97, f"missed pairs {missed}, wrong pairs {wrong}"
+
+
+def _pair(condition: str) -> tuple[dict, dict]:
+    by_story: dict[str, list[dict]] = defaultdict(list)
+    for article in ARTICLES:
+        by_story[article["story"]].append(article)
+    if condition == "same":
+        story = next(v for v in by_story.values() if len(v) >= 2 and v[1]["variation"] == "prefix")
+        return story[0], story[1]
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for article in ARTICLES:
+        if article["negative_group"] and article["variation"] == "original":
+            groups[article["negative_group"]].append(article)
+    family = next(v for v in groups.values() if len(v) >= 2)
+    return family[0], family[1]
+
+
+def test_explain_says_why(polled: Path) -> None:
+    a, b = _pair("same")
+    same = run_cli("-c", str(polled), "explain", a["link"], b["link"])
+    assert same.code == 0, same.err
+    assert "stored as ONE story" in same.out and "matcher says: same story" in same.out
+    assert re.search(r"stage=\S+ score=\d\.\d{3}", same.out)
+    a, b = _pair("negative")
+    apart = run_cli("-c", str(polled), "explain", a["link"], b["link"])
+    assert "stored as TWO stories" in apart.out and "matcher says: different stories" in apart.out
+    missing = run_cli("-c", str(polled), "explain", "http://nowhere.example.org/x", b["link"])
+    assert missing.code == 2 and "no stored article" in missing.err
+
+
+def test_stories_lists_copies(polled: Path) -> None:
+    result = run_cli("-c", str(polled), "stories", "--limit", "200")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    heads = [line for line in lines if not line.startswith("    ")]
+    copies = [line for line in lines if line.startswith("    ")]
+    with sqlite3.connect(polled.parent / "data" / "test.db") as conn:
+        stored = conn.execute("select count(*) from stories").fetchone()[0]
+    assert len(heads) == stored
+    assert sum(1 for line in copies if line.startswith("    * ")) == len(heads)  # one preferred each
+    assert len(copies) > len(heads)

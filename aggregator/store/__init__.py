@@ -109,9 +109,10 @@ class Store:
 
     def health(self) -> list[SourceHealth]:
         with self.reading() as conn:
-            counts = dict(
-                conn.execute(select(articles.c.source, func.count()).group_by(articles.c.source)).all()
-            )
+            counts: dict[str, int] = {
+                row[0]: int(row[1])
+                for row in conn.execute(select(articles.c.source, func.count()).group_by(articles.c.source))
+            }
             return [
                 SourceHealth(
                     name=r.name, url=r.url, enabled=not r.removed, last_poll=r.last_poll,
@@ -175,7 +176,14 @@ class Store:
                 or_(articles.c.url == url, articles.c.link == url)).limit(1)).first()
             return stored_article(row) if row else None
 
-    def signatures_since(self, since: datetime) -> Iterator[Row[Any]]:
+    def dedupe_keys(self, article_id: int) -> tuple[str, str | None, bytes | None]:
+        """The fingerprint stored with an article (title key, document number, signature)."""
+        with self.reading() as conn:
+            row = conn.execute(select(articles.c.title_key, articles.c.doc_number, articles.c.signature)
+                               .where(articles.c.id == article_id)).one()
+            return row.title_key or "", row.doc_number, row.signature
+
+    def signatures_since(self, since: datetime) -> Iterator[Any]:
         """Rows the dedupe index is rebuilt from at start-up, oldest first."""
         query = select(articles.c.id, articles.c.story_id, articles.c.source, articles.c.url,
                        articles.c.guid, articles.c.text_hash, articles.c.title_key,
@@ -240,7 +248,7 @@ class Tx:
                 values = _values(article)
                 stamp = self.stamp(now)
                 values.update(first_seen=now, updated=stamp, story_id=0)
-                row_id = self.conn.execute(articles.insert().values(values)).inserted_primary_key[0]
+                row_id = _inserted_id(self.conn.execute(articles.insert().values(values)))
                 new.append((row_id, article))
                 for kind, value in (("key", article.key), ("guid", article.guid), ("url", article.url)):
                     if value:
@@ -277,9 +285,9 @@ class Tx:
         return found
 
     def new_story(self, article_id: int, article: Article, now: datetime) -> int:
-        story_id = self.conn.execute(stories.insert().values(
+        story_id = _inserted_id(self.conn.execute(stories.insert().values(
             uid=story_uid(article.source, article.key), first_seen=now,
-            updated=self.stamp(now), published=article.published)).inserted_primary_key[0]
+            updated=self.stamp(now), published=article.published)))
         self.conn.execute(articles.update().where(articles.c.id == article_id).values(story_id=story_id))
         return int(story_id)
 
@@ -372,6 +380,12 @@ class Tx:
         else:
             values.setdefault("failures", 0)
             self.conn.execute(digest_runs.insert().values(recipient=recipient, **values))
+
+
+def _inserted_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _values(article: Article) -> dict[str, Any]:
