@@ -26,9 +26,9 @@ import re
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -65,6 +65,11 @@ _BLOCK = re.compile(
 )
 
 
+def _seconds(when: datetime) -> int:
+    """POSIX seconds; a naive time is taken as UTC (the model's convention), not local time."""
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+
+
 # --- data ---------------------------------------------------------------------------------
 
 
@@ -96,7 +101,7 @@ class Fingerprint:
         """The MinHash values (a view on the bytes, no copy)."""
         if self.signature is None:
             return None
-        return np.frombuffer(self.signature, dtype=np.uint32, offset=8)
+        return np.frombuffer(self.signature, dtype=_U32, offset=8)
 
     @property
     def body_chars(self) -> int:
@@ -155,7 +160,7 @@ def _ts_table() -> dict[int, str]:
     """
     spec = importlib.util.find_spec("opencc")
     if spec is None or not spec.submodule_search_locations:
-        return {}
+        raise ModuleNotFoundError("dedupe needs opencc-python-reimplemented (TSCharacters.txt)")
     folder = Path(next(iter(spec.submodule_search_locations)))
     table: dict[int, str] = {}
     for line in (folder / "dictionary" / "TSCharacters.txt").read_text("utf-8").splitlines():
@@ -193,7 +198,11 @@ def strip_title_affixes(title: str) -> str:
 def normalize_title(title: str) -> str:
     """The title key: folded, affixes dropped, punctuation and whitespace removed, so
     `【转载】教育部：推進…｜某网` and `教育部推进…` get the same key."""
-    return _NON_WORD.sub("", strip_title_affixes(fold(title)))
+    return _title_key(fold(title))
+
+
+def _title_key(folded: str) -> str:
+    return _NON_WORD.sub("", strip_title_affixes(folded))
 
 
 _GENERIC_TERMS = re.compile(
@@ -230,7 +239,11 @@ _DOC_LEAD = re.compile(
 def doc_number(text: str) -> str | None:
     """The first official document number (`教职成〔2024〕1号`) in the text, with the bracket
     variants `[2024]`, `(2024)`, `（2024）`, `［2024］`, `【2024】` unified to `〔2024〕`."""
-    match = _DOC.search(fold(text))
+    return _doc_in(fold(text))
+
+
+def _doc_in(folded: str) -> str | None:
+    match = _DOC.search(folded)
     if not match:
         return None
     agency = _DOC_LEAD.sub("", match.group(1))[-6:]
@@ -290,6 +303,7 @@ _PERM_RNG = np.random.RandomState(1)
 _PERM_A = _PERM_RNG.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
 _PERM_B = _PERM_RNG.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
 _SIG_BYTES = 8 + 4 * NUM_PERM
+_U32 = np.dtype("<u4")  # stored signatures are little-endian whatever the host
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -335,44 +349,43 @@ def make_signature(text: str, body_chars: int) -> bytes:
     """Header (version, body length, shingle count) + MinHash of a text."""
     shingles = shingle_hashes(text)
     header = np.array(
-        [(SIGNATURE_VERSION << 24) | min(body_chars, 0xFFFFFF), len(shingles)], dtype=np.uint32
+        [(SIGNATURE_VERSION << 24) | min(body_chars, 0xFFFFFF), len(shingles)], dtype=_U32
     )
-    return header.tobytes() + minhash(shingles).tobytes()
+    return header.tobytes() + minhash(shingles).astype(_U32, copy=False).tobytes()
 
 
 def _header(signature: bytes | None) -> tuple[int, int]:
     if signature is None:
         return 0, 0
-    word, shingles = np.frombuffer(signature, dtype=np.uint32, count=2)
+    word, shingles = np.frombuffer(signature, dtype=_U32, count=2)
     return int(word) & 0xFFFFFF, int(shingles)
 
 
 def _valid_signature(signature: bytes) -> bool:
     if len(signature) != _SIG_BYTES:
         return False
-    return int(np.frombuffer(signature, dtype=np.uint32, count=1)[0]) >> 24 == SIGNATURE_VERSION
+    return int(np.frombuffer(signature, dtype=_U32, count=1)[0]) >> 24 == SIGNATURE_VERSION
 
 
 def fingerprint(article: Article, drop_lines: frozenset[int] = frozenset()) -> Fingerprint:
     """Fingerprint of one article; `drop_lines` are line keys known to be source boilerplate
     (`Index.fingerprint` supplies them from what it has seen of the source)."""
-    body = body_text(article)
-    return _fingerprint(article.title, body, content_lines(body), drop_lines)
+    return _fingerprint(article.title, content_lines(body_text(article)), drop_lines)
 
 
-def _fingerprint(title: str, body: str, lines: list[str], drop: frozenset[int]) -> Fingerprint:
+def _fingerprint(title: str, lines: list[str], drop: frozenset[int]) -> Fingerprint:
     """The signature covers the title and the body without furniture; if dropping learned
     boilerplate would leave almost nothing, the learned part is ignored (a source that
     posts one text three times must not lose that text)."""
     kept = [line for line in lines if line_key(line) not in drop] if drop else lines
-    if len(_NON_WORD.sub("", "".join(kept))) < MIN_BODY:
-        kept = lines
+    chars = len(_NON_WORD.sub("", "".join(kept)))
+    if chars < MIN_BODY and kept is not lines:
+        kept, chars = lines, len(_NON_WORD.sub("", "".join(lines)))
+    folded = fold(title)
     text = "\n".join(kept)
-    signature = None
-    if len(_NON_WORD.sub("", text)) >= MIN_BODY:
-        signature = make_signature(f"{fold(title)}\n{text}", len(_NON_WORD.sub("", text)))
-    number = doc_number(title) or doc_number(body)
-    return Fingerprint(normalize_title(title), number, signature)
+    signature = make_signature(f"{folded}\n{text}", chars) if chars >= MIN_BODY else None
+    number = _doc_in(folded) or _doc_in("\n".join(lines))
+    return Fingerprint(_title_key(folded), number, signature)
 
 
 # --- pair judgements (the stages) -----------------------------------------------------------
@@ -419,25 +432,26 @@ def title_numbers(key: str) -> frozenset[int]:
     return frozenset(numbers)
 
 
-def _template_diff(a: str, b: str) -> tuple[int, str, str]:
-    """Shared prefix + suffix length and the two differing middles of two keys."""
+def _template_diff(a: str, b: str) -> tuple[int, int, str, str]:
+    """Shared prefix and suffix lengths and the two differing middles of two keys."""
     shortest = min(len(a), len(b))
     prefix = 0
     while prefix < shortest and a[prefix] == b[prefix]:
         prefix += 1
-    limit = shortest - prefix
     suffix = 0
-    while suffix < limit and a[-1 - suffix] == b[-1 - suffix]:
+    while suffix < shortest - prefix and a[-1 - suffix] == b[-1 - suffix]:
         suffix += 1
-    return prefix + suffix, a[prefix : len(a) - suffix], b[prefix : len(b) - suffix]
+    return prefix, suffix, a[prefix : len(a) - suffix], b[prefix : len(b) - suffix]
 
 
 def titles_contradict(a: str, b: str) -> str | None:
     """Why two title keys cannot be the same story, or None.
 
     Differing numbers (第12场 vs 第13场, dates) where each title has one the other lacks;
-    two long titles sharing almost nothing; or one template (`…职业教育集团成立大会顺利举行`)
-    filled with different names: both differing middles substantial and unlike each other.
+    two long titles sharing almost nothing; or one template filled with different names
+    (`河东…学院职业教育集团成立大会顺利举行` vs `江南…`): most of the title shared, including
+    its ending, and both differing middles substantial and unlike each other. A shared
+    beginning with a new ending is how editors rewrite headlines, so it is no contradiction.
     """
     if a == b or not a or not b:
         return None
@@ -446,9 +460,10 @@ def titles_contradict(a: str, b: str) -> str | None:
         return f"titles carry different numbers ({sorted(na - nb)} vs {sorted(nb - na)})"
     if min(_weight(a), _weight(b)) >= 10 and title_similarity(a, b) < TITLES_UNRELATED:
         return "titles share almost nothing"
-    shared, left, right = _template_diff(a, b)
+    prefix, suffix, left, right = _template_diff(a, b)
     if (
-        shared >= TEMPLATE_SHARE * max(len(a), len(b))
+        prefix + suffix >= TEMPLATE_SHARE * max(len(a), len(b))
+        and _weight(a[len(a) - suffix :]) >= 2
         and min(_weight(left), _weight(right)) >= 2
         and title_similarity(left, right) < 0.5
     ):
@@ -557,7 +572,7 @@ def match_exact(a: Entry, b: Entry) -> Verdict:
 def compare(a: Entry, b: Entry, config: DedupeConfig) -> Decision:
     """Would `a` join `b`'s story? Every stage in order, as the index runs them, with the
     reasons of the stages that did not match (for `aggregator explain URL_A URL_B`)."""
-    gap = abs(a.published - b.published)
+    gap = timedelta(seconds=abs(_seconds(a.published) - _seconds(b.published)))
     if gap > config.window:
         return Decision(None, STAGE_NEW, 0.0, f"published {gap} apart, window is {config.window}")
     exact = match_exact(a, b)
@@ -571,7 +586,7 @@ def compare(a: Entry, b: Entry, config: DedupeConfig) -> Decision:
     for stage, verdict in verdicts:
         if verdict.matched:
             return Decision(b.story_id, stage, verdict.score, verdict.detail)
-    score = max(v.score for _, v in verdicts)
+    score = verdicts[-1][1].score  # the text Jaccard, also when below the threshold
     reasons = "; ".join(f"{stage}: {v.detail}" for stage, v in [(STAGE_TEXT, exact), *verdicts])
     return Decision(None, STAGE_NEW, score, reasons)
 
@@ -635,53 +650,64 @@ def lsh_shape(threshold: float, perms: int = NUM_PERM) -> tuple[int, int]:
 class _Bands:
     """Banding LSH over MinHash signatures, stored compactly.
 
-    datasketch's MinHashLSH keeps a Python dict of byte-string keys per band and a list per
-    bucket: ~650 MB per 100k entries, so 200k would not fit in the 1 GB budget. Here each
-    (band, band values) pair is hashed to one uint64; settled keys live in one sorted numpy
-    array with a parallel int32 row array (12 bytes a key, searched with searchsorted), and
-    recent keys in a small dict that is merged into the arrays once it grows.
+    datasketch's MinHashLSH keeps Python dicts of byte-string keys and a list per bucket:
+    ~650 MB per 100k entries, so 200k would not fit the 1 GB budget. Here each (band, band
+    values) pair is hashed to one uint32 (a chance collision only adds a candidate, which
+    verification drops); settled keys live in one sorted array with a parallel int32 row
+    array (8 bytes a key, found with searchsorted). The newest CHUNK rows wait in a fixed
+    matrix, keyed in batches and scanned with one vectorized comparison, then merged into
+    the sorted arrays; batching keeps a start-up rebuild of 200k rows to seconds.
     """
 
-    MERGE_AT = 8192  # rows in the dict before a merge: a merge costs one pass over the arrays
+    CHUNK = 4096  # pending rows: a scan costs ~CHUNK x bands compares, a merge one array pass
 
     def __init__(self, bands: int, rows: int) -> None:
         self.bands, self.rows = bands, rows
+        rng = np.random.RandomState(2)
+        self._mult = rng.randint(0, 1 << 62, rows, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self._seeds = np.arange(1, bands + 1, dtype=np.uint64) * _GOLDEN
-        self._keys = np.zeros(0, dtype=np.uint64)
+        self._keys = np.zeros(0, dtype=np.uint32)
         self._rows = np.zeros(0, dtype=np.int32)
-        self._recent: dict[int, list[int]] = {}
-        self._pending = 0
+        self._pending_sigs = np.zeros((self.CHUNK, NUM_PERM), dtype=np.uint32)
+        self._pending_keys = np.zeros((self.CHUNK, bands), dtype=np.uint32)
+        self._pending_rows = np.zeros(self.CHUNK, dtype=np.int32)
+        self._pending = self._keyed = 0
 
-    def keys(self, hashes: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
-        """One uint64 per band: the band's values mixed together with its number."""
-        values = hashes[: self.bands * self.rows].astype(np.uint64).reshape(self.bands, self.rows)
-        key = self._seeds.copy()
-        for column in range(self.rows):
-            key = (key ^ values[:, column]) * _GOLDEN
-            key ^= key >> np.uint64(29)
-        return key
+    def keys(self, hashes: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+        """Band keys of a signature (1-d) or of each row of a signature matrix (2-d): per band
+        its values mixed together with the band's number, as uint32."""
+        shape = (*hashes.shape[:-1], self.bands, self.rows)
+        values = hashes[..., : self.bands * self.rows].reshape(shape).astype(np.uint64)
+        mixed = np.bitwise_xor.reduce(values * self._mult, axis=-1) ^ self._seeds
+        return ((mixed * _GOLDEN) >> np.uint64(32)).astype(np.uint32)
 
-    def add(self, row: int, keys: npt.NDArray[np.uint64]) -> None:
-        for key in keys.tolist():
-            self._recent.setdefault(key, []).append(row)
+    def add(self, row: int, hashes: npt.NDArray[np.uint32]) -> None:
+        self._pending_sigs[self._pending] = hashes
+        self._pending_rows[self._pending] = row
         self._pending += 1
-        if self._pending >= self.MERGE_AT:
+        if self._pending == self.CHUNK:
             self.merge()
 
+    def _key_pending(self) -> None:
+        if self._keyed < self._pending:
+            new = slice(self._keyed, self._pending)
+            self._pending_keys[new] = self.keys(self._pending_sigs[new])
+            self._keyed = self._pending
+
     def merge(self) -> None:
-        """Move the recent keys into the sorted arrays, newer rows after older in a bucket."""
-        if not self._recent:
+        """Move the pending rows into the sorted arrays, newer rows after older in a bucket."""
+        self._key_pending()
+        count, self._pending, self._keyed = self._pending, 0, 0
+        if not count:
             return
-        pairs = [(k, r) for k, rows in self._recent.items() for r in rows]
-        keys = np.fromiter((k for k, _ in pairs), dtype=np.uint64, count=len(pairs))
-        rows = np.fromiter((r for _, r in pairs), dtype=np.int32, count=len(pairs))
+        keys = self._pending_keys[:count].ravel()
+        rows = np.repeat(self._pending_rows[:count], self.bands)
         order = np.lexsort((rows, keys))
         keys, rows = keys[order], rows[order]
         at = np.searchsorted(self._keys, keys, side="right")
         self._keys, self._rows = np.insert(self._keys, at, keys), np.insert(self._rows, at, rows)
-        self._recent, self._pending = {}, 0
 
-    def query(self, keys: npt.NDArray[np.uint64]) -> set[int]:
+    def query(self, keys: npt.NDArray[np.uint32]) -> set[int]:
         """Rows sharing at least one band, at most BUCKET_CAP newest per bucket."""
         found: set[int] = set()
         low = np.searchsorted(self._keys, keys, side="left")
@@ -689,8 +715,12 @@ class _Bands:
         for lo, hi in zip(low.tolist(), high.tolist(), strict=True):
             if hi > lo:
                 found.update(self._rows[max(lo, hi - BUCKET_CAP) : hi].tolist())
-        for key in keys.tolist():
-            found.update(self._recent.get(key, ())[-BUCKET_CAP:])
+        if self._pending:
+            self._key_pending()
+            hits = self._pending_keys[: self._pending] == keys
+            rows = self._pending_rows[: self._pending]
+            for band in np.flatnonzero(hits.any(axis=0)).tolist():
+                found.update(rows[hits[:, band]][-BUCKET_CAP:].tolist())
         return found
 
 
@@ -715,8 +745,9 @@ class _MultiMap:
 
 
 def _key(text: str | None) -> int:
-    """In-memory identity of a key string (0: absent). The index is rebuilt in every
-    process, so Python's per-process string hash is stable enough and costs no string."""
+    """In-memory identity of a key string (0: absent), so the index holds no URL or GUID
+    text. The index is rebuilt in every process, so Python's per-process string hash will
+    do; a chance 64-bit collision among 200k keys has odds of about 1e-9."""
     return (hash(text) or 1) if text else 0
 
 
@@ -735,17 +766,13 @@ class _Row(NamedTuple):
     text: int
 
 
-def _seconds(when: datetime) -> int:
-    return int(when.timestamp())
-
-
 class Index:
     """The entries of the last window in memory, searchable by every stage's keys.
 
-    Keeps no bodies and no URL text: per entry the 520-byte signature, the title key and a
-    few 8-byte columns (~0.75 KB), plus ~0.4 KB in the LSH arrays and key tables, so 200k
-    entries stay well under the 1 GB budget. Call `prune` now and then to drop entries
-    older than the window.
+    Keeps no bodies and no URL text: per entry the 520-byte signature, the title key, a few
+    8-byte columns, 256 bytes of LSH keys and rows, and the key tables. Measured with
+    bench/dedupe.py: 200k entries grow the process by ~330 MB (433 MB peak), well under the
+    1 GB budget. Call `prune` now and then to drop entries older than the window.
     """
 
     def __init__(self, config: DedupeConfig) -> None:
@@ -773,11 +800,10 @@ class Index:
     def fingerprint(self, article: Article) -> Fingerprint:
         """Fingerprint a NEW article, learning its source's boilerplate lines on the way:
         call once per article (each call counts its lines)."""
-        body = body_text(article)
-        lines = content_lines(body)
+        lines = content_lines(body_text(article))
         keys = (line_key(line) for line in lines if len(line) <= 300)
         drop = self._lines.observe(article.source, keys)
-        return _fingerprint(article.title, body, lines, drop)
+        return _fingerprint(article.title, lines, drop)
 
     def match(self, article: Article, fp: Fingerprint) -> Decision:
         """The story a new article joins: the first stage with a match decides."""
@@ -795,10 +821,17 @@ class Index:
         """Make an assigned article findable by the articles after it."""
         guid = entry.guid if is_global_guid(entry.guid) else None
         row = _Row(
-            entry.article_id, entry.story_id, entry.source, _seconds(entry.published),
-            entry.fp.title_key, entry.fp.doc_number, entry.fp.signature,
-            _key(entry.url), _key(guid), _key(entry.text_hash),
-        )  # fmt: skip
+            entry.article_id,
+            entry.story_id,
+            entry.source,
+            _seconds(entry.published),
+            entry.fp.title_key,
+            entry.fp.doc_number,
+            entry.fp.signature,
+            _key(entry.url),
+            _key(guid),
+            _key(entry.text_hash),
+        )
         self._append(row)
 
     def prune(self, before: datetime) -> int:
@@ -817,34 +850,43 @@ class Index:
         source = self._source_ids.setdefault(row.source, len(self._source_names))
         if source == len(self._source_names):
             self._source_names.append(row.source)
+        self._source.append(source)
         self._article.append(row.article_id)
         self._story.append(row.story_id)
         self._published.append(row.published)
-        self._source.append(source)
         self._title.append(row.title_key)
         self._doc.append(row.doc_number)
         self._sig.append(row.signature)
-        for column, table, key in self._key_tables(row):
-            column.append(key)
+        self._url.append(row.url)
+        self._guid.append(row.guid)
+        self._text.append(row.text)
+        tables = (
+            (self._by_url, row.url),
+            (self._by_guid, row.guid),
+            (self._by_text, row.text),
+            (self._by_doc, _key(row.doc_number)),
+            (self._by_title, _key(row.title_key)),
+        )
+        for table, key in tables:
             if key:
                 table.add(key, index)
-        fp = self._fp(index)
-        if fp.hashes is not None:
-            self._bands.add(index, self._bands.keys(fp.hashes))
-
-    def _key_tables(self, row: _Row) -> Iterator[tuple[array[int], _MultiMap, int]]:
-        yield self._url, self._by_url, row.url
-        yield self._guid, self._by_guid, row.guid
-        yield self._text, self._by_text, row.text
-        yield array("q"), self._by_doc, _key(row.doc_number)
-        yield array("q"), self._by_title, _key(row.title_key)
+        hashes = Fingerprint(row.title_key, None, row.signature).hashes
+        if hashes is not None:
+            self._bands.add(index, hashes)
 
     def _row(self, i: int) -> _Row:
         return _Row(
-            self._article[i], self._story[i], self._source_names[self._source[i]],
-            self._published[i], self._title[i], self._doc[i], self._sig[i],
-            self._url[i], self._guid[i], self._text[i],
-        )  # fmt: skip
+            self._article[i],
+            self._story[i],
+            self._source_names[self._source[i]],
+            self._published[i],
+            self._title[i],
+            self._doc[i],
+            self._sig[i],
+            self._url[i],
+            self._guid[i],
+            self._text[i],
+        )
 
     def _fp(self, row: int) -> Fingerprint:
         return Fingerprint(self._title[row], self._doc[row], self._sig[row])

@@ -279,10 +279,10 @@ _BOMS = (
 )
 _SINGLE_BYTE = {"cp1252", "windows-1252", "ascii", "iso8859-15", "cp1250", "cp1251"}
 _UTF8 = {"utf-8", "utf-8-sig"}
-# Two-byte pairs of a GB page: the GB2312 block, or (group) anything else GBK / GB18030 allows.
-_GB_PAIRS = re.compile(rb"[\xa1-\xf7][\xa1-\xfe]|([\x81-\xfe][\x30-\xfe])")
-# Two-byte pairs of a Big5 page: (group) a trail byte in 0x40-0x7E, about 40% of Big5 text.
-_BIG5_PAIRS = re.compile(rb"[\x81-\xfe]([\x40-\x7e])|[\x81-\xfe][\xa1-\xfe]")
+_HIGH_BYTES = bytes(range(0x81, 0x100))
+# A lead byte then a trail byte in 0x40-0x7E: about 40% of Big5 text, rare in GB text (only
+# the GBK extensions, and a CJK character followed by a Latin letter, miscounted).
+_LOW_TRAIL = re.compile(rb"[\x81-\xfe][\x40-\x7e]")
 _UTF8_CJK = re.compile(rb"[\xe3-\xe9][\x80-\xbf][\x80-\xbf]")
 _DETECT_BYTES = 200_000
 _CONFIDENT = 0.2  # charset-normalizer "chaos" below this counts as a confident detection
@@ -304,46 +304,47 @@ def header_charset(content_type: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _decodes(body: bytes, codec: str) -> bool:
+def _decoded(body: bytes, codec: str) -> str | None:
+    """The strictly decoded text, or None when the bytes are not valid in `codec`."""
     try:
-        body.decode(codec)
+        return body.decode(codec)
     except (UnicodeDecodeError, LookupError):
-        return False
-    return True
+        return None
 
 
-def _utf8_text(body: bytes) -> bool:
+def _utf8_text(body: bytes) -> str | None:
     """Valid UTF-8 with three-byte sequences (CJK): legacy CJK text practically never is,
     though a few GBK pairs alone can pass for two-byte UTF-8 (学院 is D1A7 D4BA)."""
-    return not body.isascii() and bool(_UTF8_CJK.search(body)) and _decodes(body, "utf-8")
+    if body.isascii() or not _UTF8_CJK.search(body):
+        return None
+    return _decoded(body, "utf-8")
 
 
 def _implausible(body: bytes, codec: str) -> bool:
     """A declaration that decodes without error can still be wrong: Big5 bytes are valid
-    GB18030 (and mostly the reverse). Byte-pair statistics say when to ask detection."""
-    if codec == "gb18030":
-        pairs = _GB_PAIRS.findall(body[:_DETECT_BYTES])
-        return len(pairs) >= 10 and (len(pairs) - pairs.count(b"")) / len(pairs) > 0.3
-    if codec == "big5hkscs":
-        pairs = _BIG5_PAIRS.findall(body[:_DETECT_BYTES])
-        return len(pairs) >= 20 and (len(pairs) - pairs.count(b"")) / len(pairs) < 0.1
-    return False
+    GB18030 (and mostly the reverse). Cheap byte statistics say when to ask detection."""
+    if codec not in ("gb18030", "big5hkscs"):
+        return False
+    sample = body[:_DETECT_BYTES]
+    pairs = (len(sample) - len(sample.translate(None, _HIGH_BYTES))) // 2
+    if pairs < 20:
+        return False
+    low = len(_LOW_TRAIL.findall(sample)) / pairs
+    return low > 0.2 if codec == "gb18030" else low < 0.1
 
 
-def _detect(body: bytes) -> str | None:
-    """charset-normalizer's pick when it is confident (and the whole body decodes with it)."""
+def _detect(body: bytes) -> tuple[str, str] | None:
+    """charset-normalizer's pick and the text, when it is confident and the body decodes."""
     best = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
     if best is None or best.chaos >= _CONFIDENT:
         return None
     codec = _codec(best.encoding)
-    return codec if codec and _decodes(body, codec) else None
+    text = _decoded(body, codec) if codec else None
+    return (codec, text) if codec and text is not None else None
 
 
-def charset_decision(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """(codec, how it was decided). The HTTP header, then <meta charset> / http-equiv (or the
-    XML declaration), then a BOM, then detection. A declaration that fails to decode, or that
-    decodes into implausible text (UTF-8 bytes, Big5 read as GBK, CJK bytes under a Western
-    single-byte label), yields to confident detection."""
+def _decide(body: bytes, content_type: str | None) -> tuple[str, str, str | None]:
+    """(codec, how it was decided, the text when already strictly decoded)."""
     head = body[:4096]
     meta, xml = _META_CHARSET.search(head), _XML_ENCODING.search(head)
     declarations = (
@@ -361,37 +362,48 @@ def charset_decision(body: bytes, content_type: str | None) -> tuple[str, str]:
             declared, said = codec, f"{where} says {name}"
         if codec in _SINGLE_BYTE:
             continue  # checked below: only when the bytes are neither UTF-8 nor detected CJK
-        if not _decodes(body, codec):
+        text = _decoded(body, codec)
+        if text is None:
             continue
-        if codec not in _UTF8 and _utf8_text(body):
-            return "utf-8", f"UTF-8 bytes, although {where} says {name}"
-        if _implausible(body, codec):
-            detected = _detect(body)
-            if detected and detected != codec:
-                return detected, f"detected, although {where} says {name}"
-        return codec, f"declared: {where} says {name}"
+        if codec not in _UTF8 and (utf8 := _utf8_text(body)) is not None:
+            return "utf-8", f"UTF-8 bytes, although {where} says {name}", utf8
+        if _implausible(body, codec) and (detected := _detect(body)) and detected[0] != codec:
+            return detected[0], f"detected, although {where} says {name}", detected[1]
+        return codec, f"declared: {where} says {name}", text
     for bom, bom_codec in _BOMS:
         if body.startswith(bom):
-            return bom_codec, "byte order mark"
+            return bom_codec, "byte order mark", None
     although = f", although {said}" if said else ""
     if body.isascii():
-        return declared or "utf-8", "ASCII only"
-    if _decodes(body, "utf-8"):
-        return "utf-8", f"valid UTF-8{although}"
+        return declared or "utf-8", "ASCII only", None
+    if (text := _decoded(body, "utf-8")) is not None:
+        return "utf-8", f"valid UTF-8{although}", text
     detected = _detect(body)
-    if detected and not (declared in _SINGLE_BYTE and detected in _SINGLE_BYTE):
-        return detected, f"detected{although}"
+    if detected and not (declared in _SINGLE_BYTE and detected[0] in _SINGLE_BYTE):
+        return detected[0], f"detected{although}", detected[1]
     if declared:
-        return declared, f"declared ({said}), detection unsure"
-    return "utf-8", "nothing declared or detected: UTF-8 with replacement characters"
+        return declared, f"declared ({said}), detection unsure", None
+    return "utf-8", "nothing declared or detected: UTF-8 with replacement characters", None
+
+
+def charset_decision(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """(codec, how it was decided). The HTTP header, then <meta charset> / http-equiv (or the
+    XML declaration), then a BOM, then detection (charset-normalizer). A declaration that
+    fails to decode, or that decodes into implausible text (UTF-8 bytes, Big5 read as GBK,
+    CJK bytes under a Western single-byte label), yields to confident detection. GB2312 and
+    GBK are read as GB18030, Big5 as Big5-HKSCS, Latin-1 as windows-1252 (their supersets)."""
+    codec, how, _ = _decide(body, content_type)
+    return codec, how
 
 
 def decide_charset(body: bytes, content_type: str | None) -> str:
     """The codec to decode an HTML page with; see `charset_decision`."""
-    return charset_decision(body, content_type)[0]
+    return _decide(body, content_type)[0]
 
 
 def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     """Return (text, charset used); undecodable bytes are replaced, never raised."""
-    charset = decide_charset(body, content_type)
-    return body.decode(charset, errors="replace"), charset
+    charset, _, text = _decide(body, content_type)
+    if text is None:
+        text = body.decode(charset, errors="replace")
+    return text, charset

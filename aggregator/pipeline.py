@@ -138,7 +138,7 @@ class Poller:
                 if outcome.skipped:
                     reports[outcome.source.name] = PollReport(outcome.source.name, "skipped")
                     continue
-                if outcome.fetched and not outcome.fetched.not_modified and outcome.source.type == "feed" \
+                if outcome.fetched and not outcome.fetched.not_modified and outcome.source.type in ("feed", "auto") \
                         and outcome.error is None and not outcome.articles:
                     args = self._parse_args(outcome, now_fn())
                     if pool is not None:
@@ -274,6 +274,9 @@ class Poller:
         outcome.parsed_count = len(items)
         found = self._with_article_pages(source, list(items.values()), outcome.warnings,
                                          list_url=first.final_url, now=now_fn())
+        if self.stopping.is_set():  # shutting down mid-way: store nothing rather than half
+            outcome.skipped = True
+            return
         now = now_fn()
         normalized = (normalize(i, source, self.config.rules, now) for i in found)
         outcome.articles = [a for a in normalized if a]
@@ -338,19 +341,21 @@ class Poller:
                     if result is not None:
                         results[url] = result
         if missed:
-            warnings.append(f"content selector matched nothing on {len(missed)} article page(s), "
-                            f"e.g. {missed[0]}")
+            what = "content selector matched" if selectors.content else "extract: auto found"
+            warnings.append(f"{what} nothing on {len(missed)} article page(s), e.g. {missed[0]}")
         if failed:
             reasons = ", ".join(f"{reason} ×{count}" for reason, count in failed.items())
             warnings.append(f"{sum(failed.values())} article page(s) could not be fetched "
                             f"({reasons})")
+
+        stored = self.store.articles_by_urls(source.name, [u for u in links if u in known])
+
         def stored_body(item: Item, url: str) -> Item:
             """A known article's body, title and attachments as stored, so re-reading the list
             (which has none of them) is not mistaken for a change that blanks them."""
-            stored = self.store.article_by_url(url)
-            if stored is None or stored.article.source != source.name or not stored.article.content:
+            article = stored.get(url)
+            if article is None or not article.content:
                 return item
-            article = stored.article
             return replace(item, title=restore_title(item.title, article.title),
                            content=article.content, enclosures=article.enclosures)
 

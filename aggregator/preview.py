@@ -9,6 +9,7 @@ the warnings a poll would record (items without a link or date, a bot challenge,
 from __future__ import annotations
 
 import argparse
+import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
@@ -172,7 +173,13 @@ def _rows(
     dropped = 0
     for number, item in enumerate(items, 1):
         article = normalize(item, source, config.rules, now)
-        title = _fit(article.title if article else clean_text(item.title), TITLE_COLUMNS)
+        if article is not None:
+            title = article.title
+        else:  # dropped: still show the title as the poll would have cleaned it
+            title = clean_text(item.title)
+            if source.title_cleanup:
+                title = re.sub(source.title_cleanup, "", title).strip()
+        title = _fit(title, TITLE_COLUMNS)
         extra = [t for t in article.tags if t not in source.tags] if article else []
         if article is None:
             dropped += 1

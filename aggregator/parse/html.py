@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
@@ -120,19 +121,50 @@ def _document(text: str, url: str) -> lxml.html.HtmlElement:
         raise ParseError(url, f"unparsable HTML: {exc}") from None
 
 
+_SIMPLE = re.compile(r"([a-zA-Z][\w-]*)?(?:\.([\w-]+))?")
+Finder = Callable[[lxml.html.HtmlElement], "lxml.html.HtmlElement | None"]
+
+
+@lru_cache(maxsize=1024)
+def _finder(selector: str) -> tuple[Finder, str | None]:
+    """A function giving the first element matching the css part (the element itself when
+    it is empty), and the attribute. `a`, `span.time`, `.date` skip XPath: several times
+    faster, and a list page runs these once per item and field."""
+    css, attr = split_selector(selector)
+    simple = _SIMPLE.fullmatch(css) if css else None
+    if not css:
+        return (lambda element: element), attr
+    if simple and (simple.group(1) or simple.group(2)):
+        tag, klass = (simple.group(1) or "").lower() or None, simple.group(2)
+
+        def first(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+            for found in element.iter(tag) if tag else element.iter(etree.Element):
+                if klass is None or klass in (found.get("class") or "").split():
+                    return found
+            return None
+
+        return first, attr
+    compiled = _compiled(css)
+
+    def xpath(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+        found = compiled(element)
+        return found[0] if found else None
+
+    return xpath, attr
+
+
 def _select(
     element: lxml.html.HtmlElement, selector: str
 ) -> tuple[lxml.html.HtmlElement | None, str | None]:
     """The first element matching `css@attr` (an empty css means the element itself)."""
-    compiled, attr = _split(selector)
-    if compiled is None:
-        return element, attr
-    found = compiled(element)
-    return (found[0], attr) if found else (None, attr)
+    finder, attr = _finder(selector)
+    return finder(element), attr
 
 
 def _text(element: lxml.html.HtmlElement) -> str:
-    return _SPACE.sub(" ", element.text_content()).strip()
+    """Whitespace-collapsed text (tostring(method=text) is ~3x faster than text_content())."""
+    text = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    return _SPACE.sub(" ", text).strip()
 
 
 def _attr(element: lxml.html.HtmlElement, name: str) -> str:
@@ -160,15 +192,70 @@ def _title(element: lxml.html.HtmlElement, selector: str) -> str:
     return title_attr if len(title_attr) > len(_TRUNCATED.sub("", text)) else text
 
 
+@lru_cache(maxsize=4096)
+def _join_folder(base: str, folder: str) -> str:
+    return urljoin(base, folder or "./")
+
+
+def _join(base: str, href: str) -> str:
+    """urljoin(base, href), fast: links on one page share a few folders (`../info/1021/`),
+    so the folder is resolved once and the last segment appended."""
+    if href.startswith(("http://", "https://")) and "/." not in href:
+        return href
+    end = len(href)
+    for mark in ("?", "#"):
+        found = href.find(mark)
+        if 0 <= found < end:
+            end = found
+    cut = href.rfind("/", 0, end) + 1
+    last = href[cut:]
+    first = href.find("/")
+    scheme = ":" in href[: first if 0 <= first < end else end]  # mailto:, x:y/z, http:...
+    odd = ";" in href[:end] or href.startswith("//")  # path parameters, network paths
+    if scheme or odd or href[cut:end] in ("", ".", ".."):
+        return urljoin(base, href)
+    return _join_folder(base, href[:cut]) + last
+
+
+_URL_STRIPPED = "".join(map(chr, range(0x21))) + "\x7f\u3000\ufeff"
+_URL_DROPPED = re.compile(r"[\t\n\r]")
+_URL_ESCAPED = re.compile(r"[\x00-\x20\x7f\ufffe\uffff]")
+_ORIGIN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*")
+
+
+@lru_cache(maxsize=4096)
+def _openable(origin: str) -> bool:
+    """http(s) with a host name and a valid port: what a reader (and our fetcher) can open."""
+    try:
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a malformed IPv6 host, a port out of range
+        return False
+
+
+def _clean_href(href: str) -> str:
+    """As browsers do: tabs and newlines removed, other controls and spaces percent-encoded
+    (they are not allowed in a URL, nor in the XML a link ends up in)."""
+    href = _URL_DROPPED.sub("", href.strip(_URL_STRIPPED))
+    return _URL_ESCAPED.sub(lambda m: quote(m.group(0), safe=""), href)
+
+
 def _absolute(base: str, href: str | None) -> str | None:
-    href = (href or "").strip()
+    """The absolute http(s) URL of a link, or None (scripts, mail, anchors, broken hosts)."""
+    href = _clean_href(href or "")
     if not href or href.lower().startswith(_SKIP_LINK):
         return None
     try:
-        absolute = urljoin(base, href)
+        absolute = _join(base, href)
     except ValueError:  # e.g. a malformed IPv6 host
         return None
-    return absolute if absolute.startswith(("http://", "https://")) else None
+    origin = _ORIGIN.match(absolute)
+    if origin is None or not _openable(origin.group(0)):
+        return None
+    if not absolute.startswith(("http://", "https://")):  # HTTP://: later stages compare
+        scheme = absolute.index(":")
+        absolute = absolute[:scheme].lower() + absolute[scheme:]
+    return absolute
 
 
 def _link(element: lxml.html.HtmlElement, selector: str, base: str) -> str | None:
@@ -181,8 +268,9 @@ def _link(element: lxml.html.HtmlElement, selector: str, base: str) -> str | Non
 
 
 def _base(doc: lxml.html.HtmlElement, page_url: str) -> str:
+    """What relative links resolve against: <base href> when it is a usable http(s) URL."""
     declared = doc.xpath("string(//base/@href)")
-    return urljoin(page_url, declared.strip()) if declared else page_url
+    return (_absolute(page_url, declared) if declared else None) or page_url
 
 
 def challenge_reason(text: str) -> str | None:
@@ -203,6 +291,7 @@ def parse_list(text: str, page_url: str, source: SourceConfig, tz: tzinfo, now: 
     item_css = split_selector(selectors.item)[0]
     items: list[Item] = []
     no_link = no_date = 0
+    dates: dict[str, datetime | None] = {}  # list pages repeat dates: parse each text once
     for element in _compiled(item_css)(doc) if item_css else [doc]:
         title, link = _title(element, selectors.title), _link(element, selectors.link, base)
         if not link or not title:
@@ -210,7 +299,10 @@ def parse_list(text: str, page_url: str, source: SourceConfig, tz: tzinfo, now: 
             continue
         published = None
         if selectors.date:
-            published = parse_date(select_text(element, selectors.date), tz, now)
+            shown = select_text(element, selectors.date)
+            if shown not in dates:
+                dates[shown] = parse_date(shown, tz, now)
+            published = dates[shown]
             no_date += published is None
         summary = select_text(element, selectors.summary)
         items.append(

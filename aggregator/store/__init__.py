@@ -137,6 +137,17 @@ class Store:
                     articles.c.source == source, articles.c.url.in_(chunk))).scalars())
         return found
 
+    def articles_by_urls(self, source: str, urls: Sequence[str]) -> dict[str, Article]:
+        """A source's stored articles by canonical URL, in one query per 500 URLs."""
+        found: dict[str, Article] = {}
+        with self.reading() as conn:
+            for i in range(0, len(urls), 500):
+                query = select(articles).where(articles.c.source == source,
+                                               articles.c.url.in_(list(urls[i : i + 500])))
+                for row in conn.execute(query):
+                    found[row.url] = stored_article(row).article
+        return found
+
     def recent_stories(self, limit: int, since: datetime | None = None,
                        first_seen_after: datetime | None = None) -> list[Story]:
         """Newest stories by published date, each with all its copies."""
@@ -344,6 +355,8 @@ class Tx:
         )
         if status != "not_modified" or etag or last_modified:
             values.update(etag=etag, last_modified=last_modified)
+        if status == "not_modified":
+            values.pop("warnings")  # nothing was re-read: the last poll's warnings still hold
         self.conn.execute(sources.update().where(sources.c.name == name).values(values))
 
     def record_error(self, name: str, *, now: datetime, error: str, http_status: int | None,
