@@ -156,9 +156,24 @@ def cmd_poll(args: argparse.Namespace) -> int:
     width = max((len(r.source) for r in reports), default=0)
     for report in reports:
         print(f"{report.source:<{width}}  {report.line()}")
-    build_outputs(config, store, utcnow())
+    if any(r.new or r.updated for r in reports) or _outputs_stale(config, store, args):
+        build_outputs(config, store, utcnow())
     failed = sum(r.status == "error" for r in reports)
     return 1 if failed and args.fail_on_error else 0
+
+
+def _outputs_stale(config: Config, store: Store, args: argparse.Namespace) -> bool:
+    """Nothing new in this poll: rebuild only when an output is missing, or older than the
+    config or than the store's last change (a poll killed before it could build)."""
+    from pathlib import Path
+
+    try:
+        built = min(config.output.atom_path.stat().st_mtime, config.output.html_path.stat().st_mtime)
+        config_time = Path(getattr(args, "config", "config.yaml")).stat().st_mtime
+    except OSError:
+        return True
+    changed = store.last_change()
+    return config_time >= built or (changed is not None and changed.timestamp() >= built)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

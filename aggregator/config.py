@@ -408,8 +408,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
 def parse_config(text: str, base: Path, name: str = "config.yaml") -> Config:
     """Validate config text; every error names the key path and its line in `name`."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~15x faster
+        node = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"

@@ -177,13 +177,13 @@ def fold(text: str) -> str:
 
 
 _PREFIX = re.compile(r"^\s*(?:【[^】]{0,20}】|\[[^\]]{0,20}\])\s*")
-_SUFFIX = re.compile(r"(?:\s+[-–]{1,2}\s+|\s*[_|]\s*|\s*—{1,2}\s*)[^-–—_|]{1,20}$")
+_SUFFIX = re.compile(r"(?:\s+[-–]{1,2}\s+|\s*[_|·•]\s*|\s*—{1,2}\s*)[^-–—_|·•]{1,20}$")
 _TITLE_MIN_LEFT = 6  # a suffix is only a site name if a real title stays in front of it
 
 
 def strip_title_affixes(title: str) -> str:
     """Drop source prefixes (`【中国教育报】`, `[Edu]`) and short site suffixes
-    (` - 站名`, `_站名`, `| Site`, `—站名`), which reprints add and originals lack."""
+    (` - 站名`, `_站名`, `| Site`, `· Site`, `—站名`), which reprints add and originals lack."""
     text = title.strip()
     while (match := _PREFIX.match(text)) and match.end() < len(text):
         text = text[match.end() :]
@@ -206,7 +206,7 @@ def _title_key(folded: str) -> str:
 
 
 _GENERIC_TERMS = re.compile(
-    r"第[\d零〇一二两三四五六七八九十百千]+[场期届次批号轮]|\d+|新闻发布会|发布会|工作动态|通知公告"
+    r"(?<!\d)(?:19|20)\d\d(?!\d)|新闻发布会|发布会|工作动态|通知公告"
     r"|要闻|简讯|快讯|动态|一周|每周|每日|周报|日报|月报|简报|综述|汇总|回顾|举行|召开|图片新闻"
     r"|weekly|daily|monthly|roundup|digest|newsletter|briefing|headlines|update|review|edition"
     r"|news|week|inbrief|issue"
@@ -222,7 +222,8 @@ def _weight(text: str) -> float:
 
 def is_generic_title(key: str) -> bool:
     """Titles like `weeklyroundup` or `教育部新闻发布会` name a column, not a story: they never
-    merge on the title alone. Numbers and column words carry no identity here."""
+    merge on the title alone. Column words and years carry no identity; an ordinal or a
+    count does (`教育部举行2026年第24场新闻发布会` is one particular press conference)."""
     return _weight(_GENERIC_TERMS.sub("", key)) < _GENERIC_MIN
 
 
@@ -411,7 +412,8 @@ def title_similarity(a: str, b: str) -> float:
 
 _CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
-_CN_ORDINAL = re.compile(r"第([零〇一二两三四五六七八九十百千]+)")
+_NUMBER = re.compile(r"(第?)(\d+)(\D?)")
+_CN_ORDINAL = re.compile(r"第([零〇一二两三四五六七八九十百千]+)(\D?)")
 
 
 def _cn_int(text: str) -> int:
@@ -425,11 +427,25 @@ def _cn_int(text: str) -> int:
     return total + digit
 
 
-def title_numbers(key: str) -> frozenset[int]:
-    """Numbers in a title key: digit runs and Chinese ordinals (第十二场 -> 12)."""
-    numbers = {int(d) for d in re.findall(r"\d+", key)}
-    numbers.update(_cn_int(n) for n in _CN_ORDINAL.findall(key))
-    return frozenset(numbers)
+def title_numbers(key: str) -> dict[str, set[int]]:
+    """Numbers in a title key by what they count: `第` before and the character after
+    (第十二场 -> {"第场": {12}}, 3月5日 -> {"月": {3}, "日": {5}}, 2026年 -> {"年": {2026}})."""
+    numbers: dict[str, set[int]] = {}
+    for ordinal, digits, unit in _NUMBER.findall(key):
+        numbers.setdefault(ordinal + unit, set()).add(int(digits))
+    for numeral, unit in _CN_ORDINAL.findall(key):
+        numbers.setdefault("第" + unit, set()).add(_cn_int(numeral))
+    return numbers
+
+
+def _numbers_differ(a: str, b: str) -> str | None:
+    """Numbers of the same kind that differ both ways (第12场 vs 第13场, 5日 vs 6日); a count
+    one title adds (`…招聘人才25名`) or a year it drops is no contradiction."""
+    na, nb = title_numbers(a), title_numbers(b)
+    for unit in na.keys() & nb.keys():
+        if not (na[unit] <= nb[unit] or nb[unit] <= na[unit]):
+            return f"titles carry different numbers ({sorted(na[unit])} vs {sorted(nb[unit])})"
+    return None
 
 
 def _template_diff(a: str, b: str) -> tuple[int, int, str, str]:
@@ -447,17 +463,16 @@ def _template_diff(a: str, b: str) -> tuple[int, int, str, str]:
 def titles_contradict(a: str, b: str) -> str | None:
     """Why two title keys cannot be the same story, or None.
 
-    Differing numbers (第12场 vs 第13场, dates) where each title has one the other lacks;
-    two long titles sharing almost nothing; or one template filled with different names
+    Numbers of one kind that differ (第12场 vs 第13场, 5日 vs 6日); two long titles sharing almost nothing; or one template filled with different names
     (`河东…学院职业教育集团成立大会顺利举行` vs `江南…`): most of the title shared, including
     its ending, and both differing middles substantial and unlike each other. A shared
     beginning with a new ending is how editors rewrite headlines, so it is no contradiction.
     """
     if a == b or not a or not b:
         return None
-    na, nb = title_numbers(a), title_numbers(b)
-    if na and nb and not (na <= nb or nb <= na):
-        return f"titles carry different numbers ({sorted(na - nb)} vs {sorted(nb - na)})"
+    numbers = _numbers_differ(a, b)
+    if numbers:
+        return numbers
     if min(_weight(a), _weight(b)) >= 10 and title_similarity(a, b) < TITLES_UNRELATED:
         return "titles share almost nothing"
     prefix, suffix, left, right = _template_diff(a, b)

@@ -19,7 +19,14 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,6 +75,7 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     error: SourceError | None = None
     skipped: bool = False
+    size: int = 0  # body bytes, kept after the body itself is handed to a parser
     started: float = field(default_factory=time.monotonic)
 
 
@@ -121,7 +129,9 @@ class Poller:
     # --- the flow ------------------------------------------------------------------------------
 
     def poll(self, sources: Sequence[SourceConfig], now_fn: Callable[[], datetime]) -> list[PollReport]:
-        """Poll these sources once; returns one report per source in config order."""
+        """Poll these sources once; returns one report per source in config order. Each source
+        is stored as soon as it is parsed, and at most `window` sources are in flight, so
+        memory stays flat however many sources there are."""
         if not sources:
             return []
         with self.store.transaction() as tx:
@@ -130,36 +140,59 @@ class Poller:
         reports: dict[str, PollReport] = {}
         workers = min(self.config.poll.concurrency, len(sources))
         pool = self._parse_pool() if len(sources) >= POOL_THRESHOLD else None
-        parse_futures: list[tuple[Outcome, Future[Any]]] = []
+        window = threading.BoundedSemaphore(max(2 * workers, 4 * (os.cpu_count() or 1)))
+
+        def fetch_one(source: SourceConfig) -> Outcome:
+            window.acquire()
+            return self._fetch_source(source, states.get(source.name), now_fn)
+
+        parsing: dict[Future[Any], Outcome] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as threads:
-            futures = [threads.submit(self._fetch_source, s, states.get(s.name), now_fn) for s in sources]
-            for future in futures:
-                outcome = future.result()
-                if outcome.skipped:
-                    reports[outcome.source.name] = PollReport(outcome.source.name, "skipped")
-                    continue
-                if outcome.fetched and not outcome.fetched.not_modified and outcome.source.type in ("feed", "auto") \
-                        and outcome.error is None and not outcome.articles:
-                    args = self._parse_args(outcome, now_fn())
-                    if pool is not None:
-                        parse_futures.append((outcome, pool.submit(parse_and_normalize, *args)))
-                        continue
-                    self._parse_inline(outcome, args)
-                reports[outcome.source.name] = self._save(outcome, now_fn())
-            for outcome, parse_future in parse_futures:
-                try:
-                    outcome.articles, outcome.parsed_count, outcome.ttl_minutes = parse_future.result()
-                except SourceError as exc:
-                    outcome.error = exc
-                except Exception as exc:  # a parser crash is this source's problem only
-                    outcome.error = ParseError(outcome.source.name, f"{type(exc).__name__}: {exc}")
-                reports[outcome.source.name] = self._save(outcome, now_fn())
+            pending: set[Future[Any]] = {threads.submit(fetch_one, s) for s in sources}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future in parsing:
+                        outcome = parsing.pop(future)
+                        self._take_parsed(outcome, future)
+                    else:
+                        outcome = future.result()
+                        if self._needs_parse(outcome):
+                            args = self._parse_args(outcome, now_fn())
+                            if pool is not None:
+                                parsed = pool.submit(parse_and_normalize, *args)
+                                parsing[parsed] = outcome
+                                pending.add(parsed)
+                                continue
+                            self._parse_inline(outcome, args)
+                    try:
+                        name = outcome.source.name
+                        reports[name] = (PollReport(name, "skipped") if outcome.skipped
+                                         else self._save(outcome, now_fn()))
+                    finally:
+                        window.release()
         return [reports[s.name] for s in sources]
+
+    @staticmethod
+    def _needs_parse(outcome: Outcome) -> bool:
+        fetched = outcome.fetched
+        return (fetched is not None and not fetched.not_modified and outcome.error is None
+                and not outcome.skipped and outcome.source.type in ("feed", "auto") and not outcome.articles)
+
+    def _take_parsed(self, outcome: Outcome, future: Future[Any]) -> None:
+        try:
+            outcome.articles, outcome.parsed_count, outcome.ttl_minutes = future.result()
+        except SourceError as exc:
+            outcome.error = exc
+        except Exception as exc:  # a parser crash is this source's problem only
+            outcome.error = ParseError(outcome.source.name, f"{type(exc).__name__}: {exc}")
 
     def _parse_args(self, outcome: Outcome, now: datetime) -> tuple[Any, ...]:
         fetched = outcome.fetched
         assert fetched is not None
         zone = outcome.source.timezone or self.config.poll.timezone
+        outcome.size = len(fetched.body)
+        outcome.fetched = replace(fetched, body=b"")  # the worker has it now; don't hold it twice
         return (outcome.source, self.config.rules, fetched.body, fetched.headers, fetched.final_url, zone, now)
 
     def _parse_inline(self, outcome: Outcome, args: tuple[Any, ...]) -> None:
@@ -406,7 +439,7 @@ class Poller:
         metrics.last_success.labels(source.name).set(now.timestamp())
         if fetched is not None:
             metrics.fetch_seconds.observe(fetched.elapsed)
-            metrics.fetched_bytes.inc(len(fetched.body))
+            metrics.fetched_bytes.inc(outcome.size or len(fetched.body))
         report = PollReport(source.name, state, new=len(new), updated=len(updated),
                             warnings=tuple(warnings), duration=duration, moved_to=moved_to,
                             new_article_ids=tuple(new))
@@ -444,25 +477,31 @@ class Poller:
 
     def _store_articles(self, tx: Tx, source: SourceConfig, articles: list[Article],
                         now: datetime) -> tuple[list[int], list[int]]:
-        upserted = tx.upsert_articles(source.name, articles, now)
-        index = self._dedupe_index() if upserted.new and self.config.dedupe.enabled else None
-        for article_id, article in upserted.new:
+        """New articles join a story (dedupe decides which) or start one; changed ones update."""
+        if not articles:
+            return [], []
+        batch = tx.classify(source.name, articles)
+        index = self._dedupe_index() if batch.new and self.config.dedupe.enabled else None
+        new_ids = []
+        for article in batch.new:
             if index is None:
-                tx.new_story(article_id, article, now)
+                story_id = tx.insert_story(article, now)
+                new_ids.append(tx.insert_article(article, now, story_id))
                 continue
             fp = index.fingerprint(article)
             decision = index.match(article, fp)
             if decision.story_id is None:
-                story_id = tx.new_story(article_id, article, now)
+                story_id = tx.insert_story(article, now)
             else:
                 story_id = decision.story_id
-                tx.join_story(article_id, story_id, article, now)
-            tx.set_dedupe_keys(article_id, fp.title_key, fp.doc_number, fp.signature)
+                tx.join_story(story_id, article, now)
+            article_id = tx.insert_article(article, now, story_id, fp.title_key, fp.doc_number, fp.signature)
             index.add(dedupe.Entry(article_id, story_id, article.source, article.url, article.guid,
                                    article.text_hash, article.published, article.title, fp))
-        for article_id, _ in upserted.updated:
-            tx.touch_story_of(article_id, now)
-        return [i for i, _ in upserted.new], [i for i, _ in upserted.updated]
+            new_ids.append(article_id)
+        for row_id, article in batch.updated:
+            tx.update_article(row_id, article, now)
+        return new_ids, [row_id for row_id, _ in batch.updated]
 
     def _dedupe_index(self) -> dedupe.Index:
         """Built lazily from the stored fingerprints: a poll with nothing new never pays for it."""

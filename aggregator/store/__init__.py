@@ -70,8 +70,13 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Upserted:
-    new: list[tuple[int, Article]]
+    new: list[Article]
     updated: list[tuple[int, Article]]
+
+
+# Built once: executing the same statement object reuses its compiled form.
+_INSERT_ARTICLE = articles.insert()
+_INSERT_STORY = stories.insert()
 
 
 class Store:
@@ -203,6 +208,12 @@ class Store:
         with self.reading() as conn:
             yield from conn.execute(query.execution_options(yield_per=5000))
 
+    def last_change(self) -> datetime | None:
+        """When anything the outputs show last changed (stamps only move forward)."""
+        with self.reading() as conn:
+            stamp: datetime | None = conn.execute(select(func.max(stories.c.updated))).scalar()
+            return stamp
+
     def counts(self) -> dict[str, int]:
         with self.reading() as conn:
             return {
@@ -244,50 +255,44 @@ class Tx:
         self._last = max(now, self._last + _TICK)
         return self._last
 
-    def upsert_articles(self, source: str, batch: Sequence[Article], now: datetime) -> Upserted:
-        """Insert new articles, update changed ones; the same GUID or canonical URL within a
-        source is the same article. New articles get story_id 0 until assigned."""
+    def classify(self, source: str, batch: Sequence[Article]) -> Upserted:
+        """Split a source's batch into new articles and changed ones (with their row ids); the
+        same key, GUID or canonical URL within a source is the same article, and an article
+        whose content hash is unchanged is neither."""
         existing = self._existing(source, batch)
-        new: list[tuple[int, Article]] = []
-        updated: list[tuple[int, Article]] = []
+        new: list[Article] = []
+        changed: list[tuple[int, Article]] = []
+        claimed: set[str] = set()
         seen_ids: set[int] = set()
         for article in batch:
             match = (existing.get(("key", article.key))
                      or (existing.get(("guid", article.guid)) if article.guid else None)
                      or (existing.get(("url", article.url)) if article.url else None))
             if match is None:
-                values = _values(article)
-                stamp = self.stamp(now)
-                values.update(first_seen=now, updated=stamp, story_id=0)
-                row_id = _inserted_id(self.conn.execute(articles.insert().values(values)))
-                new.append((row_id, article))
-                for kind, value in (("key", article.key), ("guid", article.guid), ("url", article.url)):
-                    if value:
-                        existing[(kind, value)] = (row_id, article.content_hash, article.key)
-                seen_ids.add(row_id)
+                marks = [f"{kind}\x1f{value}" for kind, value in
+                         (("key", article.key), ("guid", article.guid), ("url", article.url)) if value]
+                if not claimed.intersection(marks):  # the same item twice in one batch
+                    claimed.update(marks)
+                    new.append(article)
                 continue
-            row_id, content_hash, _key = match
-            if row_id in seen_ids or content_hash == article.content_hash:
-                continue
-            values = _values(article)
-            values.pop("key")  # identity stays as first stored
-            values.update(updated=self.stamp(now))
-            self.conn.execute(articles.update().where(articles.c.id == row_id).values(values))
-            updated.append((row_id, article))
+            row_id, content_hash = match
+            if row_id not in seen_ids and content_hash != article.content_hash:
+                changed.append((row_id, article))
             seen_ids.add(row_id)
-        return Upserted(new, updated)
+        return Upserted(new, changed)
 
-    def _existing(self, source: str, batch: Sequence[Article]) -> dict[tuple[str, str], tuple[int, str, str]]:
-        keys = [a.key for a in batch]
-        guids = [a.guid for a in batch if a.guid]
-        urls = [a.url for a in batch if a.url]
-        found: dict[tuple[str, str], tuple[int, str, str]] = {}
+    def _existing(self, source: str, batch: Sequence[Article]) -> dict[tuple[str, str], tuple[int, str]]:
+        found: dict[tuple[str, str], tuple[int, str]] = {}
+        if not batch:
+            return found
         cols = (articles.c.id, articles.c.key, articles.c.guid, articles.c.url, articles.c.content_hash)
-        for i in range(0, max(len(keys), 1), 300):
-            cond = or_(articles.c.key.in_(keys[i : i + 300]), articles.c.guid.in_(guids[i : i + 300]),
-                       articles.c.url.in_(urls[i : i + 300]))
+        for i in range(0, len(batch), 300):
+            chunk = batch[i : i + 300]
+            cond = or_(articles.c.key.in_([a.key for a in chunk]),
+                       articles.c.guid.in_([a.guid for a in chunk if a.guid]),
+                       articles.c.url.in_([a.url for a in chunk if a.url]))
             for row in self.conn.execute(select(*cols).where(articles.c.source == source, cond)):
-                value = (row.id, row.content_hash, row.key)
+                value = (row.id, row.content_hash)
                 found[("key", row.key)] = value
                 if row.guid:
                     found.setdefault(("guid", row.guid), value)
@@ -295,30 +300,33 @@ class Tx:
                     found.setdefault(("url", row.url), value)
         return found
 
-    def new_story(self, article_id: int, article: Article, now: datetime) -> int:
-        story_id = _inserted_id(self.conn.execute(stories.insert().values(
-            uid=story_uid(article.source, article.key), first_seen=now,
-            updated=self.stamp(now), published=article.published)))
-        self.conn.execute(articles.update().where(articles.c.id == article_id).values(story_id=story_id))
-        return int(story_id)
+    def insert_story(self, article: Article, now: datetime) -> int:
+        return _inserted_id(self.conn.execute(_INSERT_STORY, {
+            "uid": story_uid(article.source, article.key), "first_seen": now,
+            "updated": self.stamp(now), "published": article.published}))
 
-    def join_story(self, article_id: int, story_id: int, article: Article, now: datetime) -> None:
+    def insert_article(self, article: Article, now: datetime, story_id: int, title_key: str = "",
+                       doc_number: str | None = None, signature: bytes | None = None) -> int:
+        values = _values(article)
+        values.update(first_seen=now, updated=self.stamp(now), story_id=story_id, title_key=title_key,
+                      doc_number=doc_number, signature=signature)
+        return _inserted_id(self.conn.execute(_INSERT_ARTICLE, values))
+
+    def join_story(self, story_id: int, article: Article, now: datetime) -> None:
         """A copy joins a story: the story's `updated` moves, its id (and entry id) stays."""
-        self.conn.execute(articles.update().where(articles.c.id == article_id).values(story_id=story_id))
+        earliest = func.min if self.conn.dialect.name == "sqlite" else func.least
         self.conn.execute(stories.update().where(stories.c.id == story_id).values(
-            updated=self.stamp(now),
-            published=func.min(stories.c.published, article.published)
-            if self.conn.dialect.name == "sqlite" else func.least(stories.c.published, article.published)))
+            updated=self.stamp(now), published=earliest(stories.c.published, article.published)))
 
-    def touch_story_of(self, article_id: int, now: datetime) -> None:
-        story_id = self.conn.execute(select(articles.c.story_id).where(articles.c.id == article_id)).scalar()
+    def update_article(self, row_id: int, article: Article, now: datetime) -> None:
+        """A changed entry: its row and its story's `updated` move; identity stays as first stored."""
+        values = _values(article)
+        values.pop("key")
+        values["updated"] = self.stamp(now)
+        self.conn.execute(articles.update().where(articles.c.id == row_id).values(values))
+        story_id = self.conn.execute(select(articles.c.story_id).where(articles.c.id == row_id)).scalar()
         if story_id:
             self.conn.execute(stories.update().where(stories.c.id == story_id).values(updated=self.stamp(now)))
-
-    def set_dedupe_keys(self, article_id: int, title_key: str, doc_number: str | None,
-                        signature: bytes | None) -> None:
-        self.conn.execute(articles.update().where(articles.c.id == article_id).values(
-            title_key=title_key, doc_number=doc_number, signature=signature))
 
     # --- source health -------------------------------------------------------------------------
 
