@@ -123,7 +123,7 @@ def sanitize(html_text: str | None, base: str) -> str | None:
             value = value.strip()
             if value.lower().startswith(("javascript:", "vbscript:", "data:")):
                 return None
-            return urljoin(base, value) if base else value
+            return _join(base, value) if base else value
         return value
 
     html_text = _CONTROL.sub("", html_text)
@@ -131,7 +131,25 @@ def sanitize(html_text: str | None, base: str) -> str | None:
         html_text = _shallow(html_text)
     cleaned = nh3.clean(html_text, tags=_TAGS, attributes=_ATTRIBUTES,
                         attribute_filter=absolute, url_schemes={"http", "https", "mailto"})
-    return cleaned.strip() or None
+    # html5ever decodes &#1; or &#xFFFE; into characters XML cannot carry: drop them again
+    return _CONTROL.sub("", cleaned).strip() or None
+
+
+def _join(base: str, url: str) -> str | None:
+    """urljoin without its ValueError (a malformed IPv6 host) and without control characters."""
+    try:
+        return _CONTROL.sub("", urljoin(base, url))
+    except ValueError:
+        return None
+
+
+def _http(url: str | None) -> str:
+    """`url` when it is absolute http(s) with a host, else ""."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return ""
+    return url if url and parts.scheme in ("http", "https") and parts.hostname else ""
 
 
 def _shallow(html_text: str) -> str:
@@ -168,8 +186,8 @@ def identity_key(guid: str | None, url: str | None, title: str, published: datet
 def normalize(item: Item, source: SourceConfig, rules: Sequence[Rule], now: datetime) -> Article | None:
     """One item to one article; None when a filter or rule drops it or it has nothing to show."""
     base = item.base_url or source.url
-    link = urljoin(base, item.link.strip()) if item.link else ""
-    url = canonical_url(link) if link.startswith(("http://", "https://")) else ""
+    link = _http(_join(base, item.link.strip())) if item.link else ""
+    url = canonical_url(link) if link else ""
     title = clean_text(item.title)
     if source.title_cleanup:
         title = re.sub(source.title_cleanup, "", title).strip()
@@ -180,7 +198,7 @@ def normalize(item: Item, source: SourceConfig, rules: Sequence[Rule], now: date
         title = truncate(text.replace("\n", " "), 80)
     if not title and not url:
         return None
-    title = title[:MAX_TITLE] or "(untitled)"
+    title = title[:MAX_TITLE].rstrip() or "(untitled)"
     summary = truncate(clean_text(summary_html) or text.replace("\n", " "))
     published = item.published or item.updated or now
     published = min(published, now)  # dates in the future are clamped to the time seen
@@ -197,9 +215,10 @@ def normalize(item: Item, source: SourceConfig, rules: Sequence[Rule], now: date
             if rule.tag and rule.tag not in tags:
                 tags.append(rule.tag)
     enclosures = tuple(
-        Enclosure(urljoin(base, e.url), e.type, clean_text(e.title)[:200], e.length)
+        Enclosure(href, clean_text(e.type)[:100] or "application/octet-stream",
+                  clean_text(e.title)[:200], e.length)
         for e in item.enclosures
-        if urljoin(base, e.url).startswith(("http://", "https://"))
+        if (href := _http(_join(base, e.url)))
     )
     guid = clean_text(item.guid)[:1000] or None
     author = clean_text(item.author)[:200] or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+import re
 from html import escape
 from typing import Any
 
@@ -68,11 +69,20 @@ def render_atom(stories: Sequence[Story], output: OutputConfig, source_urls: Map
     return fg.atom_str(pretty=False, encoding="UTF-8", xml_declaration=True)
 
 
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml(text: str) -> str:
+    """Last line of defence: normalize already strips these, but one bad stored row must
+    never stop the feed from being built."""
+    return _XML_BAD.sub("", text)
+
+
 def _entry(fg: FeedGenerator, story: Story, source_urls: Mapping[str, str], output: OutputConfig) -> None:
     main = story.preferred.article
     fe = fg.add_entry(order="append")
     fe.id(f"urn:uuid:{story.uid}")
-    fe.title(main.title)
+    fe.title(_xml(main.title))
     fe.link(href=main.link or source_urls.get(main.source) or output.link, rel="alternate", type="text/html")
     for other in story.others:
         if other.article.link:
@@ -87,14 +97,15 @@ def _entry(fg: FeedGenerator, story: Story, source_urls: Mapping[str, str], outp
         fe.aggsource.links.append(link)
     fe.published(main.published)
     fe.updated(story.updated)
-    fe.author({"name": main.author or main.source})
+    fe.author({"name": _xml(main.author or main.source)})
     if main.summary:
-        fe.summary(main.summary)
+        fe.summary(_xml(main.summary))
     content = entry_html(story)
     if content:
-        fe.content(content, type="html")
-    for tag in dict.fromkeys(t for copy in story.copies for t in copy.article.tags):
-        fe.category(term=tag)
+        fe.content(_xml(content), type="html")
+    for tag in dict.fromkeys(_xml(t) for copy in story.copies for t in copy.article.tags):
+        if tag:
+            fe.category(term=tag)
     fe.aggsource.set(main.source, source_urls.get(main.source) or output.link, story.updated)
 
 

@@ -32,8 +32,11 @@ def parse_feed(body: bytes, headers: dict[str, str], final_url: str, *, source: 
     # An internal DTD subset is only ever used for entity tricks (billion laughs, XXE): drop it.
     body = _ENTITY_DECL.sub(b"", body, count=1)
     response_headers = {"content-location": final_url, "content-type": headers.get("content-type", "")}
-    parsed = feedparser.parse(body, response_headers=response_headers,
-                              sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(body, response_headers=response_headers,
+                                  sanitize_html=False, resolve_relative_uris=False)
+    except (UnicodeError, ValueError) as exc:  # e.g. &#xD800; in feedparser's loose parser
+        raise ParseError(source, f"not a usable feed: {type(exc).__name__}: {exc}") from None
     entries = parsed.get("entries") or []
     if not entries and (not parsed.get("version") or parsed.get("bozo")):
         if _HTML_START.match(body[:2048]):
