@@ -374,6 +374,23 @@ def fingerprint(article: Article, drop_lines: frozenset[int] = frozenset()) -> F
     return _fingerprint(article.title, content_lines(body_text(article)), drop_lines)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A fingerprint made in a worker process with the source's boilerplate as known when
+    the job was sent, plus the article's line keys, so the main process only counts lines
+    and recomputes in the rare case that counting turned up new boilerplate."""
+
+    line_keys: tuple[int, ...]
+    drop: frozenset[int]  # the boilerplate among this article's lines that `fp` left out
+    fp: Fingerprint
+
+
+def prepare(article: Article, boilerplate: frozenset[int] = frozenset()) -> Prepared:
+    lines = content_lines(body_text(article))
+    keys = tuple(line_key(line) for line in lines if len(line) <= 300)
+    return Prepared(keys, boilerplate.intersection(keys), _fingerprint(article.title, lines, boilerplate))
+
+
 def _fingerprint(title: str, lines: list[str], drop: frozenset[int]) -> Fingerprint:
     """The signature covers the title and the body without furniture; if dropping learned
     boilerplate would leave almost nothing, the learned part is ignored (a source that
@@ -637,6 +654,10 @@ class _LineCounts:
     def __init__(self) -> None:
         self._counts: dict[str, dict[int, int]] = {}
 
+    def known(self, source: str) -> frozenset[int]:
+        counts = self._counts.get(source, {})
+        return frozenset(k for k, c in counts.items() if c >= BOILERPLATE_REPEATS)
+
     def observe(self, source: str, keys: Iterable[int]) -> frozenset[int]:
         """Count one article's lines; return those that are now boilerplate of the source."""
         counts = self._counts.setdefault(source, {})
@@ -819,6 +840,17 @@ class Index:
         keys = (line_key(line) for line in lines if len(line) <= 300)
         drop = self._lines.observe(article.source, keys)
         return _fingerprint(article.title, lines, drop)
+
+    def fingerprint_prepared(self, article: Article, prepared: Prepared) -> Fingerprint:
+        """`fingerprint` for an article prepared in a worker: same counting, same result."""
+        drop = self._lines.observe(article.source, prepared.line_keys)
+        if drop == prepared.drop:
+            return prepared.fp
+        return _fingerprint(article.title, content_lines(body_text(article)), drop)
+
+    def boilerplate(self, source: str) -> frozenset[int]:
+        """The lines known to recur in a source's articles (sent along with parse jobs)."""
+        return self._lines.known(source)
 
     def match(self, article: Article, fp: Fingerprint) -> Decision:
         """The story a new article joins: the first stage with a match decides."""

@@ -76,16 +76,22 @@ class Outcome:
     error: SourceError | None = None
     skipped: bool = False
     size: int = 0  # body bytes, kept after the body itself is handed to a parser
+    prepared: list[dedupe.Prepared] | None = None  # dedupe fingerprints made by the parser
     started: float = field(default_factory=time.monotonic)
 
 
+ParseResult = tuple[list[Article], int, int | None, list[dedupe.Prepared] | None]
+
+
 def parse_and_normalize(source: SourceConfig, rules: Sequence[Rule], body: bytes,
-                        headers: dict[str, str], final_url: str, zone: str,
-                        now: datetime) -> tuple[list[Article], int, int | None]:
-    """Runs in a worker process: bytes in, articles out (picklable both ways)."""
+                        headers: dict[str, str], final_url: str, zone: str, now: datetime,
+                        boilerplate: frozenset[int] | None = None) -> ParseResult:
+    """Runs in a worker process: bytes in, articles out (picklable both ways). With
+    `boilerplate` (dedupe on), the dedupe fingerprints are made here too, off the main thread."""
     parsed = parse_feed(body, headers, final_url, source=source.name, tz=ZoneInfo(zone), now=now)
     articles = [a for a in (normalize(i, source, rules, now) for i in parsed.items) if a]
-    return articles, len(parsed.items), parsed.ttl_minutes
+    prepared = None if boilerplate is None else [dedupe.prepare(a, boilerplate) for a in articles]
+    return articles, len(parsed.items), parsed.ttl_minutes, prepared
 
 
 def next_poll_at(now: datetime, interval: timedelta, failures: int, *, max_backoff: timedelta,
@@ -181,7 +187,7 @@ class Poller:
 
     def _take_parsed(self, outcome: Outcome, future: Future[Any]) -> None:
         try:
-            outcome.articles, outcome.parsed_count, outcome.ttl_minutes = future.result()
+            outcome.articles, outcome.parsed_count, outcome.ttl_minutes, outcome.prepared = future.result()
         except SourceError as exc:
             outcome.error = exc
         except Exception as exc:  # a parser crash is this source's problem only
@@ -193,11 +199,17 @@ class Poller:
         zone = outcome.source.timezone or self.config.poll.timezone
         outcome.size = len(fetched.body)
         outcome.fetched = replace(fetched, body=b"")  # the worker has it now; don't hold it twice
-        return (outcome.source, self.config.rules, fetched.body, fetched.headers, fetched.final_url, zone, now)
+        boilerplate = None
+        if self.config.dedupe.enabled:
+            index = self._index  # not loaded yet: nothing learned yet in this process either
+            boilerplate = index.boilerplate(outcome.source.name) if index is not None else frozenset()
+        return (outcome.source, self.config.rules, fetched.body, fetched.headers, fetched.final_url,
+                zone, now, boilerplate)
 
     def _parse_inline(self, outcome: Outcome, args: tuple[Any, ...]) -> None:
         try:
-            outcome.articles, outcome.parsed_count, outcome.ttl_minutes = parse_and_normalize(*args)
+            outcome.articles, outcome.parsed_count, outcome.ttl_minutes, outcome.prepared = (
+                parse_and_normalize(*args))
         except SourceError as exc:
             outcome.error = exc
         except Exception as exc:
@@ -421,7 +433,8 @@ class Poller:
             warnings = self._breakage_warnings(outcome)
             try:
                 with self.store.transaction() as tx:
-                    new, updated = self._store_articles(tx, source, outcome.articles, now)
+                    new, updated = self._store_articles(tx, source, outcome.articles, now,
+                                                        outcome.prepared)
                     state = "not_modified" if fetched and fetched.not_modified else "ok"
                     failures = 0
                     tx.record_success(
@@ -475,11 +488,12 @@ class Poller:
                             f"{round(sum(previous) / len(previous))}")
         return warnings
 
-    def _store_articles(self, tx: Tx, source: SourceConfig, articles: list[Article],
-                        now: datetime) -> tuple[list[int], list[int]]:
+    def _store_articles(self, tx: Tx, source: SourceConfig, articles: list[Article], now: datetime,
+                        prepared: list[dedupe.Prepared] | None = None) -> tuple[list[int], list[int]]:
         """New articles join a story (dedupe decides which) or start one; changed ones update."""
         if not articles:
             return [], []
+        ready = {id(a): p for a, p in zip(articles, prepared, strict=True)} if prepared else {}
         batch = tx.classify(source.name, articles)
         index = self._dedupe_index() if batch.new and self.config.dedupe.enabled else None
         new_ids = []
@@ -488,7 +502,8 @@ class Poller:
                 story_id = tx.insert_story(article, now)
                 new_ids.append(tx.insert_article(article, now, story_id))
                 continue
-            fp = index.fingerprint(article)
+            made = ready.get(id(article))
+            fp = index.fingerprint_prepared(article, made) if made else index.fingerprint(article)
             decision = index.match(article, fp)
             if decision.story_id is None:
                 story_id = tx.insert_story(article, now)

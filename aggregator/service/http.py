@@ -6,6 +6,7 @@ so a rebuild by the scheduler or by a manual `aggregator poll` is picked up at o
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import threading
@@ -32,6 +33,7 @@ from ..store import Store
 class _Cached:
     key: tuple[int, int]
     body: bytes
+    gzipped: bytes  # compressed once per file change, not per request
     etag: str
     last_modified: str
     mtime: float
@@ -58,15 +60,20 @@ class FileCache:
             body = self.path.read_bytes()  # the file is replaced atomically, never half-written
             etag = '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest()[:20] + '"'
             modified = format_datetime(datetime.fromtimestamp(int(stat.st_mtime), UTC), usegmt=True)
-            self._cached = _Cached(key, body, etag, modified, float(int(stat.st_mtime)))
+            packed = gzip.compress(body, compresslevel=6, mtime=0)
+            self._cached = _Cached(key, body, packed, etag, modified, float(int(stat.st_mtime)))
             return self._cached
 
 
 def _conditional(request: Request, cached: _Cached, media_type: str) -> Response:
-    headers = {"ETag": cached.etag, "Last-Modified": cached.last_modified, "Cache-Control": "max-age=60"}
+    packed = "gzip" in request.headers.get("accept-encoding", "").lower()
+    etag = cached.etag[:-1] + '-gz"' if packed else cached.etag
+    headers = {"ETag": etag, "Last-Modified": cached.last_modified, "Cache-Control": "max-age=60",
+               "Vary": "Accept-Encoding"}
     inm = request.headers.get("if-none-match")
     if inm is not None:
-        if cached.etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*":
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        if etag in tags or cached.etag in tags or inm.strip() == "*":
             return Response(status_code=304, headers=headers)
     elif (ims := request.headers.get("if-modified-since")) is not None:
         try:
@@ -74,6 +81,9 @@ def _conditional(request: Request, cached: _Cached, media_type: str) -> Response
                 return Response(status_code=304, headers=headers)
         except (TypeError, ValueError, IndexError):
             pass
+    if packed:
+        headers["Content-Encoding"] = "gzip"
+        return Response(cached.gzipped, media_type=media_type, headers=headers)
     return Response(cached.body, media_type=media_type, headers=headers)
 
 
