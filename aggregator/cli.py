@@ -43,18 +43,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", default=argparse.SUPPRESS,
-                        help="config file (default: ./config.yaml)")
-    common.add_argument("--log-level", default=argparse.SUPPRESS,
-                        help="DEBUG, INFO, WARNING (default: INFO for serve, WARNING otherwise)")
-    common.add_argument("--log-format", choices=["text", "json"], default=argparse.SUPPRESS,
-                        help="log line format (json for machines)")
-    parser = argparse.ArgumentParser(prog="aggregator", parents=[common],
-                                     description="Education-news aggregator.")
+    common.add_argument(
+        "-c", "--config", default=argparse.SUPPRESS, help="config file (default: ./config.yaml)"
+    )
+    common.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        help="DEBUG, INFO, WARNING (default: INFO for serve, WARNING otherwise)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=argparse.SUPPRESS,
+        help="log line format (json for machines)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="aggregator", parents=[common], description="Education-news aggregator."
+    )
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.set_defaults(handler=handler)
         return p
@@ -67,9 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     command("serve", cmd_serve, "run the scheduler and the web app")
     p = command("sources", cmd_sources, "list the configured sources with their health")
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    p = command("preview", cmd_preview, "fetch a page once and show what it extracts (stores nothing)")
+    p = command(
+        "preview", cmd_preview, "fetch a page once and show what it extracts (stores nothing)"
+    )
     p.add_argument("target", metavar="URL_OR_NAME")
-    p.add_argument("--type", choices=["feed", "html", "auto"], help="source type (default: auto for a URL)")
+    p.add_argument(
+        "--type", choices=["feed", "html", "auto"], help="source type (default: auto for a URL)"
+    )
     for key in ("item", "title", "link", "date", "summary", "content", "next-page"):
         p.add_argument(f"--{key}", metavar="CSS", help=f"{key} selector")
     p.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
@@ -79,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("url_a", metavar="URL_A")
     p.add_argument("url_b", metavar="URL_B")
     p = command("digest", cmd_digest, "build and send the email digest now")
-    p.add_argument("--dry-run", action="store_true", help="send nothing, mark nothing, print a summary")
+    p.add_argument(
+        "--dry-run", action="store_true", help="send nothing, mark nothing, print a summary"
+    )
     p.add_argument("--out", metavar="DIR", help="also write each message as an .eml file into DIR")
     p.add_argument("--recipient", metavar="ADDR", help="only this recipient")
     return parser
@@ -87,8 +104,12 @@ def _parser() -> argparse.ArgumentParser:
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(), "level": record.levelname,
-                "logger": record.name, "message": record.getMessage()}
+        data = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
@@ -130,8 +151,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     kinds = {k: sum(s.type == k for s in enabled) for k in ("feed", "html", "auto")}
     kinds_text = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
     digest = f", digest to {len(config.digest.recipients)} recipient(s)" if config.digest else ""
-    print(f"config ok: {len(config.sources)} sources ({len(enabled)} enabled"
-          f"{': ' + kinds_text if kinds_text else ''}), database {config.database}{digest}")
+    print(
+        f"config ok: {len(config.sources)} sources ({len(enabled)} enabled"
+        f"{': ' + kinds_text if kinds_text else ''}), database {config.database}{digest}"
+    )
     return 0
 
 
@@ -168,7 +191,9 @@ def _outputs_stale(config: Config, store: Store, args: argparse.Namespace) -> bo
     from pathlib import Path
 
     try:
-        built = min(config.output.atom_path.stat().st_mtime, config.output.html_path.stat().st_mtime)
+        built = min(
+            config.output.atom_path.stat().st_mtime, config.output.html_path.stat().st_mtime
+        )
         config_time = Path(getattr(args, "config", "config.yaml")).stat().st_mtime
     except OSError:
         return True
@@ -201,34 +226,59 @@ def source_rows(config: Config, store: Store, now: datetime) -> list[dict[str, A
     for source in config.sources:
         h = health.get(source.name)
         dead = bool(h and h.failing_since and now - h.failing_since > config.poll.dead_after)
-        status = "disabled" if not source.enabled else "dead" if dead else (
-            h.last_status if h and h.last_status else "never polled")
+        status = (
+            "disabled"
+            if not source.enabled
+            else "dead"
+            if dead
+            else (h.last_status if h and h.last_status else "never polled")
+        )
         error = None
         if h and h.last_error and h.last_status == "error":
             error = h.last_error
         backoff = bool(h and h.consecutive_failures)
-        rows.append({
-            "name": source.name, "type": source.type, "url": redact(source.url), "status": status,
-            "last_poll": h.last_poll.isoformat() if h and h.last_poll else None,
-            "last_success": h.last_success.isoformat() if h and h.last_success else None,
-            "last_error": error,
-            "last_error_at": h.last_error_at.isoformat() if h and h.last_error_at and error else None,
-            "consecutive_failures": h.consecutive_failures if h else 0,
-            "failing_since": h.failing_since.isoformat() if h and h.failing_since else None,
-            "backoff": backoff,
-            "next_poll": h.next_poll.isoformat() if h and h.next_poll else None,
-            "articles": h.articles if h else 0,
-            "warnings": list(h.warnings) if h else [],
-            "moved_to": h.moved_to if h else None,
-        })
+        rows.append(
+            {
+                "name": source.name,
+                "type": source.type,
+                "url": redact(source.url),
+                "status": status,
+                "last_poll": h.last_poll.isoformat() if h and h.last_poll else None,
+                "last_success": h.last_success.isoformat() if h and h.last_success else None,
+                "last_error": error,
+                "last_error_at": h.last_error_at.isoformat()
+                if h and h.last_error_at and error
+                else None,
+                "consecutive_failures": h.consecutive_failures if h else 0,
+                "failing_since": h.failing_since.isoformat() if h and h.failing_since else None,
+                "backoff": backoff,
+                "next_poll": h.next_poll.isoformat() if h and h.next_poll else None,
+                "articles": h.articles if h else 0,
+                "warnings": list(h.warnings) if h else [],
+                "moved_to": h.moved_to if h else None,
+            }
+        )
     for name, h in health.items():
         if config.source(name) is None:
-            rows.append({"name": name, "type": "-", "url": redact(h.url), "status": "removed",
-                         "last_poll": _iso(h.last_poll), "last_success": _iso(h.last_success),
-                         "last_error": None, "last_error_at": None,
-                         "consecutive_failures": h.consecutive_failures, "failing_since": None,
-                         "backoff": False, "next_poll": None, "articles": h.articles,
-                         "warnings": [], "moved_to": None})
+            rows.append(
+                {
+                    "name": name,
+                    "type": "-",
+                    "url": redact(h.url),
+                    "status": "removed",
+                    "last_poll": _iso(h.last_poll),
+                    "last_success": _iso(h.last_success),
+                    "last_error": None,
+                    "last_error_at": None,
+                    "consecutive_failures": h.consecutive_failures,
+                    "failing_since": None,
+                    "backoff": False,
+                    "next_poll": None,
+                    "articles": h.articles,
+                    "warnings": [],
+                    "moved_to": None,
+                }
+            )
     return rows
 
 
@@ -242,16 +292,39 @@ def cmd_sources(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
-    header = ("NAME", "STATUS", "LAST POLL", "LAST SUCCESS", "FAILS", "ARTICLES", "NEXT POLL", "LAST ERROR")
+    header = (
+        "NAME",
+        "STATUS",
+        "LAST POLL",
+        "LAST SUCCESS",
+        "FAILS",
+        "ARTICLES",
+        "NEXT POLL",
+        "LAST ERROR",
+    )
     table = [header]
     for r in rows:
-        notes = "; ".join([*(f"warning: {w}" for w in r["warnings"]),
-                           *([f"moved to {r['moved_to']}, update config"] if r["moved_to"] else [])])
-        error = f"{r['last_error']} (at {_when(_parse(r['last_error_at']))})" if r["last_error"] else ""
-        table.append((r["name"], r["status"] + (" (backoff)" if r["backoff"] else ""),
-                      _when(_parse(r["last_poll"])), _when(_parse(r["last_success"])),
-                      str(r["consecutive_failures"]), str(r["articles"]), _when(_parse(r["next_poll"])),
-                      "; ".join(x for x in (error, notes) if x) or "-"))
+        notes = "; ".join(
+            [
+                *(f"warning: {w}" for w in r["warnings"]),
+                *([f"moved to {r['moved_to']}, update config"] if r["moved_to"] else []),
+            ]
+        )
+        error = (
+            f"{r['last_error']} (at {_when(_parse(r['last_error_at']))})" if r["last_error"] else ""
+        )
+        table.append(
+            (
+                r["name"],
+                r["status"] + (" (backoff)" if r["backoff"] else ""),
+                _when(_parse(r["last_poll"])),
+                _when(_parse(r["last_success"])),
+                str(r["consecutive_failures"]),
+                str(r["articles"]),
+                _when(_parse(r["next_poll"])),
+                "; ".join(x for x in (error, notes) if x) or "-",
+            )
+        )
     widths = [max(_width(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:
         cells = [c + " " * (w - _width(c)) for c, w in zip(row[:-1], widths, strict=True)]
@@ -324,8 +397,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     def entry(stored: Any) -> Entry:
         art = stored.article
         fp = Fingerprint.from_stored(*store.dedupe_keys(stored.id))
-        return Entry(stored.id, stored.story_id, art.source, art.url, art.guid, art.text_hash,
-                     art.published, art.title, fp)
+        return Entry(
+            stored.id,
+            stored.story_id,
+            art.source,
+            art.url,
+            art.guid,
+            art.text_hash,
+            art.published,
+            art.title,
+            fp,
+        )
 
     decision = compare(entry(a), entry(b), config.dedupe)
     same = a.story_id == b.story_id
@@ -333,7 +415,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"B: [{b.article.source}] {b.article.title}")
     print(f"stored as {'ONE story' if same else 'TWO stories'} (story {a.story_id} / {b.story_id})")
     verdict = "same story" if decision.story_id is not None else "different stories"
-    print(f"matcher says: {verdict}; stage={decision.stage} score={decision.score:.3f}; {decision.detail}")
+    print(
+        f"matcher says: {verdict}; stage={decision.stage} score={decision.score:.3f}; {decision.detail}"
+    )
     return 0
 
 
@@ -343,8 +427,14 @@ def cmd_digest(args: argparse.Namespace) -> int:
     config = _config(args)
     if config.digest is None:
         raise UsageError("no `digest:` section in the config")
-    results = run_digest(config, _store(config), utcnow(), dry_run=args.dry_run, out=args.out,
-                         only=[args.recipient] if args.recipient else [])
+    results = run_digest(
+        config,
+        _store(config),
+        utcnow(),
+        dry_run=args.dry_run,
+        out=args.out,
+        only=[args.recipient] if args.recipient else [],
+    )
     for result in results:
         print(result.line())
     if not results:

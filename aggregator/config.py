@@ -31,7 +31,15 @@ from .errors import ConfigError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.I)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
-_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -43,7 +51,9 @@ def parse_duration(value: Any) -> timedelta:
         return timedelta(seconds=value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ValueError(f"invalid duration {value!r}: use a number with s, m, h or d (e.g. 90s, 30m, 2h)")
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with s, m, h or d (e.g. 90s, 30m, 2h)"
+        )
     seconds = float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
     if seconds <= 0:
         raise ValueError(f"invalid duration {value!r}: must be positive")
@@ -66,7 +76,9 @@ def _check_zone(value: str | None) -> str | None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+        ) from None
     return value
 
 
@@ -166,7 +178,9 @@ class Selectors(_Model):
 
 def check_http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s?#]+", value, re.I):
-        raise ValueError(f"{value!r} is not an http(s) URL (only http:// and https:// are accepted)")
+        raise ValueError(
+            f"{value!r} is not an http(s) URL (only http:// and https:// are accepted)"
+        )
     return value
 
 
@@ -284,8 +298,14 @@ def crontab_trigger(expr: str, timezone: str) -> Any:
         return _WEEKDAYS[number]
 
     fields[4] = re.sub(r"\d+", name, head) + (f"/{step}" if step else "")
-    return CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3],
-                       day_of_week=fields[4], timezone=timezone)
+    return CronTrigger(
+        minute=fields[0],
+        hour=fields[1],
+        day=fields[2],
+        month=fields[3],
+        day_of_week=fields[4],
+        timezone=timezone,
+    )
 
 
 class Config(_Model):
@@ -303,7 +323,9 @@ class Config(_Model):
         seen: set[str] = set()
         for index, source in enumerate(self.sources):
             if source.name in seen:
-                raise _KeyedError(("sources", index, "name"), f"duplicate source name {source.name!r}")
+                raise _KeyedError(
+                    ("sources", index, "name"), f"duplicate source name {source.name!r}"
+                )
             seen.add(source.name)
         return self
 
@@ -331,7 +353,9 @@ class LoadedConfig:
     path: Path
 
 
-def _line_map(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
+def _line_map(
+    node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
+) -> None:
     """Record the 1-based line of every key path; duplicate keys are an error."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -339,7 +363,9 @@ def _line_map(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[st
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise ConfigError(f"{_fmt((*path, key))}: duplicate key (line {key_node.start_mark.line + 1})")
+                raise ConfigError(
+                    f"{_fmt((*path, key))}: duplicate key (line {key_node.start_mark.line + 1})"
+                )
             seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
             _line_map(value_node, (*path, key), lines)
@@ -364,7 +390,9 @@ def _line_of(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
     return lines.get(())
 
 
-def _expand_env(value: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> Any:
+def _expand_env(
+    value: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
+) -> Any:
     if isinstance(value, dict):
         return {k: _expand_env(v, (*path, k), lines) for k, v in value.items()}
     if isinstance(value, list):
@@ -422,7 +450,9 @@ def parse_config(text: str, base: Path, name: str = "config.yaml") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{name}: the top level must be a mapping of keys (database, poll, sources, ...)")
+        raise ConfigError(
+            f"{name}: the top level must be a mapping of keys (database, poll, sources, ...)"
+        )
     data = _expand_env(data, (), lines)
     _resolve_paths(data, base)
     try:

@@ -388,7 +388,9 @@ class Prepared:
 def prepare(article: Article, boilerplate: frozenset[int] = frozenset()) -> Prepared:
     lines = content_lines(body_text(article))
     keys = tuple(line_key(line) for line in lines if len(line) <= 300)
-    return Prepared(keys, boilerplate.intersection(keys), _fingerprint(article.title, lines, boilerplate))
+    return Prepared(
+        keys, boilerplate.intersection(keys), _fingerprint(article.title, lines, boilerplate)
+    )
 
 
 def _fingerprint(title: str, lines: list[str], drop: frozenset[int]) -> Fingerprint:

@@ -23,7 +23,14 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from apscheduler.triggers.cron import CronTrigger
-from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    select_autoescape,
+)
 
 from . import dedupe, metrics
 from .config import Config, DigestConfig, Recipient, SmtpConfig, crontab_trigger
@@ -76,8 +83,13 @@ def group_stories(stories: Sequence[Story], group_by: str, other: str) -> list[G
     groups: dict[str, list[Story]] = {}
     for story in stories:
         main = story.preferred.article
-        key = ("" if group_by == "none" else main.source if group_by == "source"
-               else (main.tags[0] if main.tags else other))
+        key = (
+            ""
+            if group_by == "none"
+            else main.source
+            if group_by == "source"
+            else (main.tags[0] if main.tags else other)
+        )
         groups.setdefault(key, []).append(story)
     ordered = sorted(groups.items(), key=lambda kv: (kv[0] == other, -len(kv[1]), kv[0]))
     return [Group(name, tuple(items)) for name, items in ordered]
@@ -87,14 +99,23 @@ def _environment(digest: DigestConfig) -> Environment:
     loaders: list[BaseLoader] = [PackageLoader("aggregator", "digest_templates")]
     if digest.templates:
         loaders.insert(0, FileSystemLoader(str(digest.templates)))
-    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["short"] = lambda text: truncate(text or "", SUMMARY_CHARS)
     return env
 
 
-def build_digest(config: Config, recipient: Recipient, stories: Sequence[Story], now: datetime,
-                 failing: Sequence[tuple[str, datetime]] = ()) -> Digest:
+def build_digest(
+    config: Config,
+    recipient: Recipient,
+    stories: Sequence[Story],
+    now: datetime,
+    failing: Sequence[tuple[str, datetime]] = (),
+) -> Digest:
     """Render one recipient's message (multipart/alternative: text and inlined HTML)."""
     digest = config.digest
     assert digest is not None
@@ -105,9 +126,16 @@ def build_digest(config: Config, recipient: Recipient, stories: Sequence[Story],
     more = len(stories) - len(listed)
     local = now.astimezone(tz)
     context = {
-        "title": config.output.title, "date": local.strftime("%Y-%m-%d"), "count": len(stories),
-        "groups": groups, "more": more, "feed_url": self_url(config.output),
-        "site_url": config.output.link, "tz": tz, "also_label": also_label, "chinese": chinese,
+        "title": config.output.title,
+        "date": local.strftime("%Y-%m-%d"),
+        "count": len(stories),
+        "groups": groups,
+        "more": more,
+        "feed_url": self_url(config.output),
+        "site_url": config.output.link,
+        "tz": tz,
+        "also_label": also_label,
+        "chinese": chinese,
         "failing": [(name, since.astimezone(tz)) for name, since in failing],
         "group_by": digest.group_by,
     }
@@ -115,8 +143,9 @@ def build_digest(config: Config, recipient: Recipient, stories: Sequence[Story],
     text = env.get_template("digest.txt").render(context)
     html = css_inline.inline(env.get_template("digest.html").render(context))
     message = EmailMessage()
-    message["Subject"] = digest.subject.format(title=config.output.title, date=context["date"],
-                                               count=len(stories))
+    message["Subject"] = digest.subject.format(
+        title=config.output.title, date=context["date"], count=len(stories)
+    )
     message["From"] = digest.sender
     message["To"] = recipient.address
     message["Date"] = format_datetime(now)
@@ -130,7 +159,9 @@ def build_digest(config: Config, recipient: Recipient, stories: Sequence[Story],
 def message_id(recipient: str, stories: Sequence[Story], sender: str) -> str:
     """Stable for the same recipient and stories: a retried send keeps its Message-ID, so a
     mail system that saw it already can drop the duplicate."""
-    digest = hashlib.sha256(f"{recipient}|{','.join(s.uid for s in stories)}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{recipient}|{','.join(s.uid for s in stories)}".encode()).hexdigest()[
+        :32
+    ]
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     return f"<digest.{digest}@{domain}>"
 
@@ -160,7 +191,11 @@ def send(smtp: SmtpConfig, message: EmailMessage) -> None:
 def describe_failure(exc: BaseException) -> str:
     """A reason for the log and the ledger, never the password."""
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        text = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
         return f"SMTP {exc.smtp_code} {text}".strip()
     if isinstance(exc, socket.timeout | TimeoutError):
         return "timeout"
@@ -190,7 +225,9 @@ def prepare(config: Config, store: Store, now: datetime, only: Sequence[str] = (
             continue
         last = ledger.last_sent(recipient.address)
         floor = (last - FLOOR_MARGIN) if last else now - FIRST_DIGEST_LOOKBACK
-        candidates = [dedupe.arrange(s, priorities) for s in ledger.undelivered(recipient.address, floor)]
+        candidates = [
+            dedupe.arrange(s, priorities) for s in ledger.undelivered(recipient.address, floor)
+        ]
         chosen = select_stories(candidates, recipient)
         if not chosen and digest.skip_empty:
             continue
@@ -214,8 +251,15 @@ class Delivery:
         return f"{self.recipient}: sent {self.stories} stories"
 
 
-def run_digest(config: Config, store: Store, now: datetime, *, dry_run: bool = False,
-               out: str | None = None, only: Sequence[str] = ()) -> list[Delivery]:
+def run_digest(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    out: str | None = None,
+    only: Sequence[str] = (),
+) -> list[Delivery]:
     """Send every due digest, one message per recipient; failures are recorded, not raised."""
     digest = config.digest
     assert digest is not None
@@ -233,7 +277,9 @@ def run_digest(config: Config, store: Store, now: datetime, *, dry_run: bool = F
             send(digest.smtp, item.message)
         except (smtplib.SMTPException, OSError) as exc:
             reason = describe_failure(exc)
-            log.warning("digest to %s failed: %s (nothing marked; retried next run)", item.recipient, reason)
+            log.warning(
+                "digest to %s failed: %s (nothing marked; retried next run)", item.recipient, reason
+            )
             with store.transaction() as tx:
                 tx.record_digest_failure(item.recipient, reason, now)
             metrics.digest_messages.labels("failed").inc()
@@ -241,7 +287,9 @@ def run_digest(config: Config, store: Store, now: datetime, *, dry_run: bool = F
             continue
         # Only now, after the server accepted the message, are its stories marked sent.
         with store.transaction() as tx:
-            tx.mark_delivered(item.recipient, [s.id for s in item.stories], item.message["Message-ID"], now)
+            tx.mark_delivered(
+                item.recipient, [s.id for s in item.stories], item.message["Message-ID"], now
+            )
         log.info("digest to %s: %d stories sent", item.recipient, len(item.stories))
         metrics.digest_messages.labels("sent").inc()
         results.append(Delivery(item.recipient, "sent", len(item.stories)))

@@ -159,7 +159,9 @@ def fetch(
         limiter = HostLimiter(poll.per_host)
     with limiter.slot(url):
         try:
-            response = session.get(url, headers=request_headers, timeout=(timeout, timeout), stream=True)
+            response = session.get(
+                url, headers=request_headers, timeout=(timeout, timeout), stream=True
+            )
         except requests.Timeout:
             raise FetchError(source, "timeout") from None
         except requests.TooManyRedirects:
@@ -168,7 +170,9 @@ def fetch(
             if _BLOCKED in str(exc):
                 blocked = re.search(rf"(\S+ {_BLOCKED} \S+?)(?:['\")]|$)", str(exc))
                 reason = blocked.group(1) if blocked else f"url {_BLOCKED}"
-                raise FetchError(source, f"blocked: {reason} (set poll.allow_private_hosts to allow)") from None
+                raise FetchError(
+                    source, f"blocked: {reason} (set poll.allow_private_hosts to allow)"
+                ) from None
             raise FetchError(source, f"connection failed: {_short(exc)}") from None
         except requests.RequestException as exc:
             raise FetchError(source, f"request failed: {_short(exc)}") from None
@@ -198,24 +202,45 @@ def _abort(response: requests.Response) -> None:
 
 
 def _read(
-    response: requests.Response, url: str, source: str, max_bytes: int, deadline: float, started: float
+    response: requests.Response,
+    url: str,
+    source: str,
+    max_bytes: int,
+    deadline: float,
+    started: float,
 ) -> Fetched:
     headers = {k.lower(): v for k, v in response.headers.items()}
     moved_to = None
     if any(r.status_code in _PERMANENT for r in response.history):
         moved_to = response.url
     if response.status_code == 304:
-        return Fetched(url, response.url, 304, headers, b"", headers.get("etag"),
-                       headers.get("last-modified"), True, moved_to, time.monotonic() - started)
+        return Fetched(
+            url,
+            response.url,
+            304,
+            headers,
+            b"",
+            headers.get("etag"),
+            headers.get("last-modified"),
+            True,
+            moved_to,
+            time.monotonic() - started,
+        )
     if response.status_code >= 400:
         retry_after = None
         if response.status_code in (429, 503):
             retry_after = retry_after_seconds(headers.get("retry-after"), time.time())
-        raise FetchError(source, f"HTTP {response.status_code} {response.reason or ''}".strip(),
-                         response.status_code, retry_after)
+        raise FetchError(
+            source,
+            f"HTTP {response.status_code} {response.reason or ''}".strip(),
+            response.status_code,
+            retry_after,
+        )
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in headers:
-        raise FetchError(source, f"body of {int(declared)} bytes exceeds the cap of {max_bytes} bytes")
+        raise FetchError(
+            source, f"body of {int(declared)} bytes exceeds the cap of {max_bytes} bytes"
+        )
     chunks: list[bytes] = []
     size = 0
     try:
@@ -234,15 +259,28 @@ def _read(
         raise FetchError(source, f"body read failed: {_short(exc)}") from None
     if time.monotonic() >= deadline:
         raise FetchError(source, "timeout (total deadline exceeded)")
-    return Fetched(url, response.url, response.status_code, headers, b"".join(chunks),
-                   headers.get("etag"), headers.get("last-modified"), False, moved_to,
-                   time.monotonic() - started)
+    return Fetched(
+        url,
+        response.url,
+        response.status_code,
+        headers,
+        b"".join(chunks),
+        headers.get("etag"),
+        headers.get("last-modified"),
+        False,
+        moved_to,
+        time.monotonic() - started,
+    )
 
 
 def _short(exc: BaseException) -> str:
     """The innermost reason, without urllib3's long repr chains."""
     text = str(exc)
-    for pattern in (r"\[Errno -?\d+\] ([^'\")]+)", r"Failed to resolve '([^']+)'", r"(Connection refused)"):
+    for pattern in (
+        r"\[Errno -?\d+\] ([^'\")]+)",
+        r"Failed to resolve '([^']+)'",
+        r"(Connection refused)",
+    ):
         match = re.search(pattern, text)
         if match:
             return match.group(0) if "resolve" in pattern else match.group(1)

@@ -27,7 +27,9 @@ SUMMARY_CHARS = 300
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<[^>]*>")
-_BLOCK_END = re.compile(r"(?i)<(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote|/pre|/section|/article)\b[^>]*>")
+_BLOCK_END = re.compile(
+    r"(?i)<(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote|/pre|/section|/article)\b[^>]*>"
+)
 _TRACKING = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|"
     r"spm|scm|from|isappinstalled|share_token|sharer_shareid|sharer_sharetime|scene|srcid|"
@@ -63,8 +65,9 @@ def canonical_url(url: str) -> str:
     path = parts.path or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if not _TRACKING.match(k))
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)
+    )
     return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
@@ -129,8 +132,13 @@ def sanitize(html_text: str | None, base: str) -> str | None:
     html_text = _CONTROL.sub("", html_text)
     if html_text.count("<") > DEEP_MARKUP:
         html_text = _shallow(html_text)
-    cleaned = nh3.clean(html_text, tags=_TAGS, attributes=_ATTRIBUTES,
-                        attribute_filter=absolute, url_schemes={"http", "https", "mailto"})
+    cleaned = nh3.clean(
+        html_text,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        attribute_filter=absolute,
+        url_schemes={"http", "https", "mailto"},
+    )
     # html5ever decodes &#1; or &#xFFFE; into characters XML cannot carry: drop them again
     return _CONTROL.sub("", cleaned).strip() or None
 
@@ -183,7 +191,9 @@ def identity_key(guid: str | None, url: str | None, title: str, published: datet
     return f"title:{digest_of(title, published.date() if published else '')}"
 
 
-def normalize(item: Item, source: SourceConfig, rules: Sequence[Rule], now: datetime) -> Article | None:
+def normalize(
+    item: Item, source: SourceConfig, rules: Sequence[Rule], now: datetime
+) -> Article | None:
     """One item to one article; None when a filter or rule drops it or it has nothing to show."""
     base = item.base_url or source.url
     link = _http(_join(base, item.link.strip())) if item.link else ""
@@ -215,8 +225,12 @@ def normalize(item: Item, source: SourceConfig, rules: Sequence[Rule], now: date
             if rule.tag and rule.tag not in tags:
                 tags.append(rule.tag)
     enclosures = tuple(
-        Enclosure(href, clean_text(e.type)[:100] or "application/octet-stream",
-                  clean_text(e.title)[:200], e.length)
+        Enclosure(
+            href,
+            clean_text(e.type)[:100] or "application/octet-stream",
+            clean_text(e.title)[:200],
+            e.length,
+        )
         for e in item.enclosures
         if (href := _http(_join(base, e.url)))
     )

@@ -83,9 +83,16 @@ class Outcome:
 ParseResult = tuple[list[Article], int, int | None, list[dedupe.Prepared] | None]
 
 
-def parse_and_normalize(source: SourceConfig, rules: Sequence[Rule], body: bytes,
-                        headers: dict[str, str], final_url: str, zone: str, now: datetime,
-                        boilerplate: frozenset[int] | None = None) -> ParseResult:
+def parse_and_normalize(
+    source: SourceConfig,
+    rules: Sequence[Rule],
+    body: bytes,
+    headers: dict[str, str],
+    final_url: str,
+    zone: str,
+    now: datetime,
+    boilerplate: frozenset[int] | None = None,
+) -> ParseResult:
     """Runs in a worker process: bytes in, articles out (picklable both ways). With
     `boilerplate` (dedupe on), the dedupe fingerprints are made here too, off the main thread."""
     parsed = parse_feed(body, headers, final_url, source=source.name, tz=ZoneInfo(zone), now=now)
@@ -94,9 +101,16 @@ def parse_and_normalize(source: SourceConfig, rules: Sequence[Rule], body: bytes
     return articles, len(parsed.items), parsed.ttl_minutes, prepared
 
 
-def next_poll_at(now: datetime, interval: timedelta, failures: int, *, max_backoff: timedelta,
-                 retry_after: float | None = None, ttl_minutes: int | None = None,
-                 rng: random.Random | None = None) -> datetime:
+def next_poll_at(
+    now: datetime,
+    interval: timedelta,
+    failures: int,
+    *,
+    max_backoff: timedelta,
+    retry_after: float | None = None,
+    ttl_minutes: int | None = None,
+    rng: random.Random | None = None,
+) -> datetime:
     """Success: the interval, raised to the feed's ttl (capped). Failure: interval x 2^n with
     +-10% jitter, capped at max_backoff, never sooner than Retry-After."""
     if failures <= 0:
@@ -134,7 +148,9 @@ class Poller:
 
     # --- the flow ------------------------------------------------------------------------------
 
-    def poll(self, sources: Sequence[SourceConfig], now_fn: Callable[[], datetime]) -> list[PollReport]:
+    def poll(
+        self, sources: Sequence[SourceConfig], now_fn: Callable[[], datetime]
+    ) -> list[PollReport]:
         """Poll these sources once; returns one report per source in config order. Each source
         is stored as soon as it is parsed, and at most `window` sources are in flight, so
         memory stays flat however many sources there are."""
@@ -173,8 +189,11 @@ class Poller:
                             self._parse_inline(outcome, args)
                     try:
                         name = outcome.source.name
-                        reports[name] = (PollReport(name, "skipped") if outcome.skipped
-                                         else self._save(outcome, now_fn()))
+                        reports[name] = (
+                            PollReport(name, "skipped")
+                            if outcome.skipped
+                            else self._save(outcome, now_fn())
+                        )
                     finally:
                         window.release()
         return [reports[s.name] for s in sources]
@@ -182,12 +201,20 @@ class Poller:
     @staticmethod
     def _needs_parse(outcome: Outcome) -> bool:
         fetched = outcome.fetched
-        return (fetched is not None and not fetched.not_modified and outcome.error is None
-                and not outcome.skipped and outcome.source.type in ("feed", "auto") and not outcome.articles)
+        return (
+            fetched is not None
+            and not fetched.not_modified
+            and outcome.error is None
+            and not outcome.skipped
+            and outcome.source.type in ("feed", "auto")
+            and not outcome.articles
+        )
 
     def _take_parsed(self, outcome: Outcome, future: Future[Any]) -> None:
         try:
-            outcome.articles, outcome.parsed_count, outcome.ttl_minutes, outcome.prepared = future.result()
+            outcome.articles, outcome.parsed_count, outcome.ttl_minutes, outcome.prepared = (
+                future.result()
+            )
         except SourceError as exc:
             outcome.error = exc
         except Exception as exc:  # a parser crash is this source's problem only
@@ -202,14 +229,25 @@ class Poller:
         boilerplate = None
         if self.config.dedupe.enabled:
             index = self._index  # not loaded yet: nothing learned yet in this process either
-            boilerplate = index.boilerplate(outcome.source.name) if index is not None else frozenset()
-        return (outcome.source, self.config.rules, fetched.body, fetched.headers, fetched.final_url,
-                zone, now, boilerplate)
+            boilerplate = (
+                index.boilerplate(outcome.source.name) if index is not None else frozenset()
+            )
+        return (
+            outcome.source,
+            self.config.rules,
+            fetched.body,
+            fetched.headers,
+            fetched.final_url,
+            zone,
+            now,
+            boilerplate,
+        )
 
     def _parse_inline(self, outcome: Outcome, args: tuple[Any, ...]) -> None:
         try:
             outcome.articles, outcome.parsed_count, outcome.ttl_minutes, outcome.prepared = (
-                parse_and_normalize(*args))
+                parse_and_normalize(*args)
+            )
         except SourceError as exc:
             outcome.error = exc
         except Exception as exc:
@@ -221,7 +259,9 @@ class Poller:
             self._pool = ProcessPoolExecutor(max_workers=workers)
         return self._pool
 
-    def _fetch_source(self, source: SourceConfig, state: Any, now_fn: Callable[[], datetime]) -> Outcome:
+    def _fetch_source(
+        self, source: SourceConfig, state: Any, now_fn: Callable[[], datetime]
+    ) -> Outcome:
         outcome = Outcome(source)
         if self.stopping.is_set():
             outcome.skipped = True
@@ -242,23 +282,40 @@ class Poller:
             outcome.error = SourceError(source.name, f"{type(exc).__name__}: {exc}")
         return outcome
 
-    def _get(self, source: SourceConfig, url: str, etag: str | None = None,
-             modified: str | None = None) -> Fetched:
+    def _get(
+        self, source: SourceConfig, url: str, etag: str | None = None, modified: str | None = None
+    ) -> Fetched:
         """The source's own host is trusted (it may be private on purpose); any other host the
         aggregator was led to goes through the SSRF guard."""
-        own = (urlsplit(url).hostname or "").lower() == (urlsplit(source.url).hostname or "").lower()
-        return fetch(self.session if own else self.guarded, url, source=source.name,
-                     poll=self.config.poll, etag=etag, last_modified=modified,
-                     headers=source.headers, limiter=self.limiter)
+        own = (urlsplit(url).hostname or "").lower() == (
+            urlsplit(source.url).hostname or ""
+        ).lower()
+        return fetch(
+            self.session if own else self.guarded,
+            url,
+            source=source.name,
+            poll=self.config.poll,
+            etag=etag,
+            last_modified=modified,
+            headers=source.headers,
+            limiter=self.limiter,
+        )
 
     # --- sources without feeds -----------------------------------------------------------------
 
-    def _auto_source(self, outcome: Outcome, etag: str | None, modified: str | None,
-                     now_fn: Callable[[], datetime]) -> None:
+    def _auto_source(
+        self,
+        outcome: Outcome,
+        etag: str | None,
+        modified: str | None,
+        now_fn: Callable[[], datetime],
+    ) -> None:
         source = outcome.source
         fetched = self._get(source, source.url, etag, modified)
         outcome.fetched = fetched
-        if fetched.not_modified or looks_like_feed(fetched.body, fetched.headers.get("content-type")):
+        if fetched.not_modified or looks_like_feed(
+            fetched.body, fetched.headers.get("content-type")
+        ):
             return
         text, _ = decode_html(fetched.body, fetched.headers.get("content-type"))
         feed_url = discover_feed(text, fetched.final_url)
@@ -269,21 +326,31 @@ class Poller:
         # Validators belong to the page we asked for, so the next poll can still get a 304.
         outcome.fetched = replace(feed, etag=fetched.etag, last_modified=fetched.last_modified)
 
-    def _html_source(self, outcome: Outcome, etag: str | None, modified: str | None,
-                     now_fn: Callable[[], datetime]) -> None:
+    def _html_source(
+        self,
+        outcome: Outcome,
+        etag: str | None,
+        modified: str | None,
+        now_fn: Callable[[], datetime],
+    ) -> None:
         """List page(s) -> items (conditional GET on the first page: unchanged costs nothing),
         then the new articles' pages when the source has a content selector or extract: auto."""
         source = outcome.source
         tz = ZoneInfo(source.timezone or self.config.poll.timezone)
 
-        def get_list_page(url: str, etag: str | None = None,
-                          modified: str | None = None) -> Fetched:
+        def get_list_page(
+            url: str, etag: str | None = None, modified: str | None = None
+        ) -> Fetched:
             try:
                 return self._get(source, url, etag, modified)
             except FetchError as exc:
                 if exc.http_status == 412:  # Ruishu-style WAFs answer scrapers with 412 + JS
-                    raise FetchError(source.name, "HTTP 412: the site answered with a bot "
-                                     "challenge (anti-scraping check), not the list", 412) from None
+                    raise FetchError(
+                        source.name,
+                        "HTTP 412: the site answered with a bot "
+                        "challenge (anti-scraping check), not the list",
+                        412,
+                    ) from None
                 raise
 
         first = get_list_page(source.url, etag, modified)
@@ -314,11 +381,13 @@ class Poller:
                 outcome.warnings.append(f"list page {number + 1} ({next_url}): {exc.reason}")
                 break
         if not items:
-            raise ParseError(source.name,
-                             "selector matched 0 items (has the page been redesigned?)")
+            raise ParseError(
+                source.name, "selector matched 0 items (has the page been redesigned?)"
+            )
         outcome.parsed_count = len(items)
-        found = self._with_article_pages(source, list(items.values()), outcome.warnings,
-                                         list_url=first.final_url, now=now_fn())
+        found = self._with_article_pages(
+            source, list(items.values()), outcome.warnings, list_url=first.final_url, now=now_fn()
+        )
         if self.stopping.is_set():  # shutting down mid-way: store nothing rather than half
             outcome.skipped = True
             return
@@ -326,8 +395,14 @@ class Poller:
         normalized = (normalize(i, source, self.config.rules, now) for i in found)
         outcome.articles = [a for a in normalized if a]
 
-    def _with_article_pages(self, source: SourceConfig, items: list[Item], warnings: list[str],
-                            list_url: str | None = None, now: datetime | None = None) -> list[Item]:
+    def _with_article_pages(
+        self,
+        source: SourceConfig,
+        items: list[Item],
+        warnings: list[str],
+        list_url: str | None = None,
+        now: datetime | None = None,
+    ) -> list[Item]:
         """Fetch each NEW article page once (never a known one), at most per_host at a time,
         with the poll's session, timeouts and body cap. Known articles keep their stored body
         (the list alone would blank it). Links to another host than the list page's are only
@@ -350,8 +425,11 @@ class Poller:
                 continue
             todo[url] = link
         if offsite:
-            log.info("source %s: %d offsite article link(s) not fetched (follow_offsite is off)",
-                     source.name, offsite)
+            log.info(
+                "source %s: %d offsite article link(s) not fetched (follow_offsite is off)",
+                source.name,
+                offsite,
+            )
         lock = threading.Lock()
         failed: dict[str, int] = {}
         missed: list[str] = []
@@ -390,8 +468,9 @@ class Poller:
             warnings.append(f"{what} nothing on {len(missed)} article page(s), e.g. {missed[0]}")
         if failed:
             reasons = ", ".join(f"{reason} ×{count}" for reason, count in failed.items())
-            warnings.append(f"{sum(failed.values())} article page(s) could not be fetched "
-                            f"({reasons})")
+            warnings.append(
+                f"{sum(failed.values())} article page(s) could not be fetched ({reasons})"
+            )
 
         stored = self.store.articles_by_urls(source.name, [u for u in links if u in known])
 
@@ -401,19 +480,26 @@ class Poller:
             article = stored.get(url)
             if article is None or not article.content:
                 return item
-            return replace(item, title=restore_title(item.title, article.title),
-                           content=article.content, enclosures=article.enclosures)
+            return replace(
+                item,
+                title=restore_title(item.title, article.title),
+                content=article.content,
+                enclosures=article.enclosures,
+            )
 
         out = []
         for item in items:
             url = canonical_url(item.link) if item.link else ""
             if url in results:
                 extracted, final_url = results[url]
-                item = replace(item, title=repair_title(item.title, extracted.title),
-                               content=extracted.content or item.content,
-                               base_url=final_url if extracted.content else item.base_url,
-                               enclosures=item.enclosures + extracted.attachments,
-                               published=item.published or extracted.published)
+                item = replace(
+                    item,
+                    title=repair_title(item.title, extracted.title),
+                    content=extracted.content or item.content,
+                    base_url=final_url if extracted.content else item.base_url,
+                    enclosures=item.enclosures + extracted.attachments,
+                    published=item.published or extracted.published,
+                )
             elif url in known and item.content is None:
                 item = stored_body(item, url)
             out.append(item)
@@ -433,17 +519,28 @@ class Poller:
             warnings = self._breakage_warnings(outcome)
             try:
                 with self.store.transaction() as tx:
-                    new, updated = self._store_articles(tx, source, outcome.articles, now,
-                                                        outcome.prepared)
+                    new, updated = self._store_articles(
+                        tx, source, outcome.articles, now, outcome.prepared
+                    )
                     state = "not_modified" if fetched and fetched.not_modified else "ok"
                     failures = 0
                     tx.record_success(
-                        source.name, now=now, etag=fetched.etag if fetched else None,
-                        last_modified=fetched.last_modified if fetched else None, status=state,
-                        warnings=warnings, moved_to=moved_to, item_count=outcome.parsed_count,
-                        next_poll=next_poll_at(now, self.config.interval(source), failures,
-                                               max_backoff=self.config.poll.max_backoff,
-                                               ttl_minutes=_lower_bound(outcome)))
+                        source.name,
+                        now=now,
+                        etag=fetched.etag if fetched else None,
+                        last_modified=fetched.last_modified if fetched else None,
+                        status=state,
+                        warnings=warnings,
+                        moved_to=moved_to,
+                        item_count=outcome.parsed_count,
+                        next_poll=next_poll_at(
+                            now,
+                            self.config.interval(source),
+                            failures,
+                            max_backoff=self.config.poll.max_backoff,
+                            ttl_minutes=_lower_bound(outcome),
+                        ),
+                    )
             except Exception:
                 self._index = None  # it may hold entries of the rolled-back transaction
                 raise
@@ -453,11 +550,25 @@ class Poller:
         if fetched is not None:
             metrics.fetch_seconds.observe(fetched.elapsed)
             metrics.fetched_bytes.inc(outcome.size or len(fetched.body))
-        report = PollReport(source.name, state, new=len(new), updated=len(updated),
-                            warnings=tuple(warnings), duration=duration, moved_to=moved_to,
-                            new_article_ids=tuple(new))
-        log.info("source=%s status=%s new=%d updated=%d items=%s duration=%.2fs", source.name,
-                 state, report.new, report.updated, outcome.parsed_count, duration)
+        report = PollReport(
+            source.name,
+            state,
+            new=len(new),
+            updated=len(updated),
+            warnings=tuple(warnings),
+            duration=duration,
+            moved_to=moved_to,
+            new_article_ids=tuple(new),
+        )
+        log.info(
+            "source=%s status=%s new=%d updated=%d items=%s duration=%.2fs",
+            source.name,
+            state,
+            report.new,
+            report.updated,
+            outcome.parsed_count,
+            duration,
+        )
         return report
 
     def _save_error(self, outcome: Outcome, now: datetime, duration: float) -> PollReport:
@@ -467,14 +578,30 @@ class Poller:
         failures = (state.consecutive_failures if state else 0) + 1
         retry_after = error.retry_after if isinstance(error, FetchError) else None
         with self.store.transaction() as tx:
-            tx.record_error(source.name, now=now, error=error.reason, http_status=error.http_status,
-                            next_poll=next_poll_at(now, self.config.interval(source), failures,
-                                                   max_backoff=self.config.poll.max_backoff,
-                                                   retry_after=retry_after))
+            tx.record_error(
+                source.name,
+                now=now,
+                error=error.reason,
+                http_status=error.http_status,
+                next_poll=next_poll_at(
+                    now,
+                    self.config.interval(source),
+                    failures,
+                    max_backoff=self.config.poll.max_backoff,
+                    retry_after=retry_after,
+                ),
+            )
         metrics.polls.labels(source.name, "error").inc()
-        log.warning("source=%s status=error error=%r duration=%.2fs", source.name, error.reason, duration)
-        return PollReport(source.name, "error", error=error.reason, http_status=error.http_status,
-                          duration=duration)
+        log.warning(
+            "source=%s status=error error=%r duration=%.2fs", source.name, error.reason, duration
+        )
+        return PollReport(
+            source.name,
+            "error",
+            error=error.reason,
+            http_status=error.http_status,
+            duration=duration,
+        )
 
     def _breakage_warnings(self, outcome: Outcome) -> list[str]:
         """HTML sources break silently: say when items drop by half or no date parses."""
@@ -484,12 +611,20 @@ class Poller:
         state = self.store.source_states().get(outcome.source.name)
         previous = [c for c in (state.item_counts if state else []) or [] if c]
         if previous and outcome.parsed_count < (sum(previous) / len(previous)) / 2:
-            warnings.append(f"item count fell to {outcome.parsed_count} from about "
-                            f"{round(sum(previous) / len(previous))}")
+            warnings.append(
+                f"item count fell to {outcome.parsed_count} from about "
+                f"{round(sum(previous) / len(previous))}"
+            )
         return warnings
 
-    def _store_articles(self, tx: Tx, source: SourceConfig, articles: list[Article], now: datetime,
-                        prepared: list[dedupe.Prepared] | None = None) -> tuple[list[int], list[int]]:
+    def _store_articles(
+        self,
+        tx: Tx,
+        source: SourceConfig,
+        articles: list[Article],
+        now: datetime,
+        prepared: list[dedupe.Prepared] | None = None,
+    ) -> tuple[list[int], list[int]]:
         """New articles join a story (dedupe decides which) or start one; changed ones update."""
         if not articles:
             return [], []
@@ -510,9 +645,22 @@ class Poller:
             else:
                 story_id = decision.story_id
                 tx.join_story(story_id, article, now)
-            article_id = tx.insert_article(article, now, story_id, fp.title_key, fp.doc_number, fp.signature)
-            index.add(dedupe.Entry(article_id, story_id, article.source, article.url, article.guid,
-                                   article.text_hash, article.published, article.title, fp))
+            article_id = tx.insert_article(
+                article, now, story_id, fp.title_key, fp.doc_number, fp.signature
+            )
+            index.add(
+                dedupe.Entry(
+                    article_id,
+                    story_id,
+                    article.source,
+                    article.url,
+                    article.guid,
+                    article.text_hash,
+                    article.published,
+                    article.title,
+                    fp,
+                )
+            )
             new_ids.append(article_id)
         for row_id, article in batch.updated:
             tx.update_article(row_id, article, now)
@@ -539,8 +687,19 @@ def load_index(config: Config, store: Store) -> dedupe.Index:
     newest = datetime.now().astimezone()
     for row in store.signatures_since(newest - 2 * config.dedupe.window - timedelta(days=1)):
         fp = dedupe.Fingerprint.from_stored(row.title_key or "", row.doc_number, row.signature)
-        index.add(dedupe.Entry(row.id, row.story_id, row.source, row.url, row.guid, row.text_hash,
-                               row.published, row.title, fp))
+        index.add(
+            dedupe.Entry(
+                row.id,
+                row.story_id,
+                row.source,
+                row.url,
+                row.guid,
+                row.text_hash,
+                row.published,
+                row.title,
+                fp,
+            )
+        )
     return index
 
 
@@ -552,7 +711,13 @@ def due_sources(config: Config, store: Store, now: datetime) -> list[SourceConfi
         if not source.enabled:
             continue
         state = states.get(source.name)
-        if state is None or state.url != source.url or state.last_poll is None or state.next_poll is None or state.next_poll <= now:
+        if (
+            state is None
+            or state.url != source.url
+            or state.last_poll is None
+            or state.next_poll is None
+            or state.next_poll <= now
+        ):
             due.append(source)
     return due
 
@@ -560,7 +725,9 @@ def due_sources(config: Config, store: Store, now: datetime) -> list[SourceConfi
 def build_outputs(config: Config, store: Store, now: datetime) -> int:
     """Rebuild the Atom file and the page from the store; returns the number of entries."""
     priorities = {s.name: s.priority for s in config.sources}
-    stories = [dedupe.arrange(s, priorities) for s in store.recent_stories(config.output.max_entries)]
+    stories = [
+        dedupe.arrange(s, priorities) for s in store.recent_stories(config.output.max_entries)
+    ]
     urls = {s.name: s.url for s in config.sources}
     write_atomic(Path(config.output.atom_path), render_atom(stories, config.output, urls, now))
     write_atomic(Path(config.output.html_path), render_page(stories, config.output, urls, now))

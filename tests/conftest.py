@@ -43,8 +43,12 @@ def write_config(folder: Path, sources: list[dict[str, Any]], **sections: Any) -
     data: dict[str, Any] = {
         "database": "sqlite:///data/test.db",
         "poll": {"timeout": "5s", "concurrency": 4, "timezone": "Asia/Shanghai"},
-        "output": {"title": "Test News", "id": "urn:example:test-news", "link": "http://127.0.0.1:8080/",
-                   "author": "Test Desk"},
+        "output": {
+            "title": "Test News",
+            "id": "urn:example:test-news",
+            "link": "http://127.0.0.1:8080/",
+            "author": "Test Desk",
+        },
         "sources": sources,
     }
     for key, value in sections.items():

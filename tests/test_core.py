@@ -26,7 +26,9 @@ FORMATS = {
 
 
 def serve_file(httpserver: HTTPServer, path: str, name: str, content_type: str) -> str:
-    httpserver.expect_request(path).respond_with_data((FEEDS / name).read_bytes(), content_type=content_type)
+    httpserver.expect_request(path).respond_with_data(
+        (FEEDS / name).read_bytes(), content_type=content_type
+    )
     return httpserver.url_for(path)
 
 
@@ -40,7 +42,11 @@ def entries(doc: etree._Element) -> list[etree._Element]:
 
 def alternate(entry: etree._Element) -> str:
     """Atom's default rel is alternate."""
-    return next(lk.get("href") for lk in entry.findall(f"{ATOM}link") if lk.get("rel", "alternate") == "alternate")
+    return next(
+        lk.get("href")
+        for lk in entry.findall(f"{ATOM}link")
+        if lk.get("rel", "alternate") == "alternate"
+    )
 
 
 def rows(tmp_path: Path, sql: str) -> list[tuple]:
@@ -49,7 +55,9 @@ def rows(tmp_path: Path, sql: str) -> list[tuple]:
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
-def test_each_format_becomes_an_atom_entry(tmp_path: Path, httpserver: HTTPServer, name: str) -> None:
+def test_each_format_becomes_an_atom_entry(
+    tmp_path: Path, httpserver: HTTPServer, name: str
+) -> None:
     content_type, title = FORMATS[name]
     url = serve_file(httpserver, f"/{name}", name, content_type)
     config = write_config(tmp_path, [{"name": "src", "url": url}])
@@ -79,23 +87,34 @@ def test_entry_fields_are_normalized_and_sanitized(tmp_path: Path, httpserver: H
     board = by_title["School board approves new literacy plan"]
     enclosure = board.find(f"{ATOM}link[@rel='enclosure']")
     assert enclosure.get("type") == "audio/mpeg" and enclosure.get("length") == "120400"
-    assert board.findtext(f"{ATOM}summary") == "The board voted 5-2 for a reading program that starts in January."
+    assert (
+        board.findtext(f"{ATOM}summary")
+        == "The board voted 5-2 for a reading program that starts in January."
+    )
     # canonical URLs are stored without tracking parameters or fragments
     urls = {r[0] for r in rows(tmp_path, "select url from articles")}
     assert "http://riverbend.example.org/news/maker-lab" in urls
     assert "http://riverbend.example.org/news/winter-concert" in urls
 
 
-def test_chinese_and_cst_dates_in_feeds_use_our_rules(tmp_path: Path, httpserver: HTTPServer) -> None:
+def test_chinese_and_cst_dates_in_feeds_use_our_rules(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
     url = serve_file(httpserver, "/cn", "chinese_dates.xml", "application/rss+xml")
     config = write_config(tmp_path, [{"name": "学院新闻", "url": url}])
     assert run_cli("-c", str(config), "poll").code == 0
-    published = {e.findtext(f"{ATOM}title"): e.findtext(f"{ATOM}published") for e in entries(atom(tmp_path))}
+    published = {
+        e.findtext(f"{ATOM}title"): e.findtext(f"{ATOM}published") for e in entries(atom(tmp_path))
+    }
     assert published["【学院新闻】我院举办智能制造技能大赛"] == "2026-11-20T07:30:00+00:00"
-    assert published["我院与本地企业签署校企合作协议"] == "2026-11-20T02:00:00+00:00"  # CST = +08:00 here
+    assert (
+        published["我院与本地企业签署校企合作协议"] == "2026-11-20T02:00:00+00:00"
+    )  # CST = +08:00 here
 
 
-def test_conditional_get_second_poll_is_not_modified(tmp_path: Path, httpserver: HTTPServer) -> None:
+def test_conditional_get_second_poll_is_not_modified(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
     body = (FEEDS / "atom10.xml").read_bytes()
 
     def handler(request: Request) -> Response:
@@ -115,17 +134,24 @@ def test_conditional_get_second_poll_is_not_modified(tmp_path: Path, httpserver:
     assert rows(tmp_path, "select count(*) from articles") == [(2,)]
 
 
-def test_repoll_creates_no_duplicates_and_updates_changed_entries(tmp_path: Path, httpserver: HTTPServer) -> None:
+def test_repoll_creates_no_duplicates_and_updates_changed_entries(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
     body = (FEEDS / "rss20.xml").read_text()
     state = {"body": body}
     httpserver.expect_request("/rss").respond_with_handler(
-        lambda r: Response(state["body"], content_type="application/rss+xml"))
+        lambda r: Response(state["body"], content_type="application/rss+xml")
+    )
     config = write_config(tmp_path, [{"name": "Riverbend", "url": httpserver.url_for("/rss")}])
     assert "ok new=3 updated=0" in run_cli("-c", str(config), "poll").out
     assert "ok new=0 updated=0" in run_cli("-c", str(config), "poll").out
-    state["body"] = body.replace("Winter concert schedule", "Winter concert schedule (changed venue)")
+    state["body"] = body.replace(
+        "Winter concert schedule", "Winter concert schedule (changed venue)"
+    )
     # the same URL with a tracking parameter is the same article, not a new one
-    state["body"] = state["body"].replace("news/literacy-plan/", "news/literacy-plan?utm_campaign=x")
+    state["body"] = state["body"].replace(
+        "news/literacy-plan/", "news/literacy-plan?utm_campaign=x"
+    )
     assert "ok new=0 updated=1" in run_cli("-c", str(config), "poll").out
     assert rows(tmp_path, "select count(*) from articles") == [(3,)]
     titles = [e.findtext(f"{ATOM}title") for e in entries(atom(tmp_path))]
@@ -133,7 +159,9 @@ def test_repoll_creates_no_duplicates_and_updates_changed_entries(tmp_path: Path
 
 
 def test_atom_document_is_complete_and_ordered(tmp_path: Path, httpserver: HTTPServer) -> None:
-    sources = [{"name": n, "url": serve_file(httpserver, f"/{n}", n, t)} for n, (t, _) in FORMATS.items()]
+    sources = [
+        {"name": n, "url": serve_file(httpserver, f"/{n}", n, t)} for n, (t, _) in FORMATS.items()
+    ]
     config = write_config(tmp_path, sources)
     assert run_cli("-c", str(config), "poll").code == 0
     doc = atom(tmp_path)
@@ -142,7 +170,10 @@ def test_atom_document_is_complete_and_ordered(tmp_path: Path, httpserver: HTTPS
     assert doc.findtext(f"{ATOM}title") == "Test News"
     assert doc.findtext(f"{ATOM}author/{ATOM}name") == "Test Desk"
     rels = {link.get("rel"): link.get("href") for link in doc.findall(f"{ATOM}link")}
-    assert rels == {"self": "http://127.0.0.1:8080/feed.atom", "alternate": "http://127.0.0.1:8080/"}
+    assert rels == {
+        "self": "http://127.0.0.1:8080/feed.atom",
+        "alternate": "http://127.0.0.1:8080/",
+    }
     items = entries(doc)
     assert len(items) == 9
     ids = [e.findtext(f"{ATOM}id") for e in items]
@@ -193,8 +224,9 @@ def test_max_entries_limits_the_feed(tmp_path: Path, httpserver: HTTPServer) -> 
         ("empty", "error: empty body"),
     ],
 )
-def test_a_failing_source_never_stops_the_others(tmp_path: Path, httpserver: HTTPServer, kind: str,
-                                                 expected: str) -> None:
+def test_a_failing_source_never_stops_the_others(
+    tmp_path: Path, httpserver: HTTPServer, kind: str, expected: str
+) -> None:
     good = serve_file(httpserver, "/good", "atom10.xml", "application/atom+xml")
     if kind == "404":
         httpserver.expect_request("/bad").respond_with_data("gone", status=404)
@@ -202,18 +234,28 @@ def test_a_failing_source_never_stops_the_others(tmp_path: Path, httpserver: HTT
         httpserver.expect_request("/bad").respond_with_data("oops", status=500)
     elif kind == "html":
         httpserver.expect_request("/bad").respond_with_data(
-            "<!doctype html><html><body><p>Welcome</p></body></html>", content_type="text/html")
+            "<!doctype html><html><body><p>Welcome</p></body></html>", content_type="text/html"
+        )
     elif kind == "big":
-        httpserver.expect_request("/bad").respond_with_data(b"<rss>" + b" " * 300_000, content_type="text/xml")
+        httpserver.expect_request("/bad").respond_with_data(
+            b"<rss>" + b" " * 300_000, content_type="text/xml"
+        )
     elif kind == "slow":
-        httpserver.expect_request("/bad").respond_with_handler(lambda r: (time.sleep(3), Response("late"))[1])
+        httpserver.expect_request("/bad").respond_with_handler(
+            lambda r: (time.sleep(3), Response("late"))[1]
+        )
     elif kind == "garbage":
-        httpserver.expect_request("/bad").respond_with_data(b"\x00\x01 this is not xml", content_type="text/xml")
+        httpserver.expect_request("/bad").respond_with_data(
+            b"\x00\x01 this is not xml", content_type="text/xml"
+        )
     elif kind == "empty":
         httpserver.expect_request("/bad").respond_with_data(b"", content_type="application/rss+xml")
     bad = f"http://127.0.0.1:{free_port()}/bad" if kind == "refused" else httpserver.url_for("/bad")
-    config = write_config(tmp_path, [{"name": "bad", "url": bad}, {"name": "good", "url": good}],
-                          poll={"timeout": "1s", "max_bytes": "100KB"})
+    config = write_config(
+        tmp_path,
+        [{"name": "bad", "url": bad}, {"name": "good", "url": good}],
+        poll={"timeout": "1s", "max_bytes": "100KB"},
+    )
     result = run_cli("-c", str(config), "poll")
     assert result.code == 0
     bad_line = next(line for line in result.out.splitlines() if line.startswith("bad "))
@@ -238,7 +280,10 @@ def test_unknown_source_name_is_a_usage_error(tmp_path: Path) -> None:
 def test_sources_table_shows_health(tmp_path: Path, httpserver: HTTPServer) -> None:
     good = serve_file(httpserver, "/good", "atom10.xml", "application/atom+xml")
     httpserver.expect_request("/bad").respond_with_data("no", status=503)
-    config = write_config(tmp_path, [{"name": "good", "url": good}, {"name": "bad", "url": httpserver.url_for("/bad")}])
+    config = write_config(
+        tmp_path,
+        [{"name": "good", "url": good}, {"name": "bad", "url": httpserver.url_for("/bad")}],
+    )
     run_cli("-c", str(config), "poll")
     table = run_cli("-c", str(config), "sources").out.splitlines()
     assert table[0].split()[:3] == ["NAME", "STATUS", "LAST"]

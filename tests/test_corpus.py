@@ -37,7 +37,10 @@ def _response(path: Path, port: int) -> Response:
         headers["Content-Encoding"] = "deflate"
     else:
         for name, value in HEADER.findall(body[:2000]):
-            key, text = name.decode(), value.decode("latin-1").replace("localhost:8097", f"127.0.0.1:{port}")
+            key, text = (
+                name.decode(),
+                value.decode("latin-1").replace("localhost:8097", f"127.0.0.1:{port}"),
+            )
             if key.lower() == "status":
                 status = int(text)
             else:
@@ -45,7 +48,9 @@ def _response(path: Path, port: int) -> Response:
     return Response(body, status=status, headers=headers)
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared/corpus is not checked out beside the project")
+@pytest.mark.skipif(
+    not CORPUS.is_dir(), reason="shared/corpus is not checked out beside the project"
+)
 def test_every_corpus_sample_parses_or_fails_clearly(httpserver: HTTPServer) -> None:
     port = httpserver.port
 
@@ -68,8 +73,14 @@ def test_every_corpus_sample_parses_or_fails_clearly(httpserver: HTTPServer) -> 
         source = SourceConfig(name=sample.name, url=url)
         try:
             fetched = fetch(session, url, source=source.name, poll=poll)
-            result = parse_feed(fetched.body, fetched.headers, fetched.final_url, source=source.name,
-                                tz=ZoneInfo("UTC"), now=now)
+            result = parse_feed(
+                fetched.body,
+                fetched.headers,
+                fetched.final_url,
+                source=source.name,
+                tz=ZoneInfo("UTC"),
+                now=now,
+            )
         except SourceError as exc:
             assert exc.reason, sample
             errors += 1
@@ -77,9 +88,14 @@ def test_every_corpus_sample_parses_or_fails_clearly(httpserver: HTTPServer) -> 
         parsed += 1
         articles = [a for a in (normalize(i, source, [], now) for i in result.items) if a]
         stories = [
-            Story(id=n, uid=f"00000000-0000-4000-8000-{n:012d}", first_seen=now,
-                  updated=now + timedelta(microseconds=n), published=a.published,
-                  copies=(StoredArticle(n, n, a, now, now + timedelta(microseconds=n)),))
+            Story(
+                id=n,
+                uid=f"00000000-0000-4000-8000-{n:012d}",
+                first_seen=now,
+                updated=now + timedelta(microseconds=n),
+                published=a.published,
+                copies=(StoredArticle(n, n, a, now, now + timedelta(microseconds=n)),),
+            )
             for n, a in enumerate(articles, 1)
         ]
         entries += len(stories)
@@ -87,5 +103,7 @@ def test_every_corpus_sample_parses_or_fails_clearly(httpserver: HTTPServer) -> 
         root = etree.fromstring(document)  # well-formed, or this raises and names the sample
         assert len(root.findall("{http://www.w3.org/2005/Atom}entry")) == len(stories), sample
     session.close()
-    print(f"corpus: {len(samples)} samples, {parsed} parsed ({entries} entries), {errors} clear source errors")
+    print(
+        f"corpus: {len(samples)} samples, {parsed} parsed ({entries} entries), {errors} clear source errors"
+    )
     assert parsed > 1500

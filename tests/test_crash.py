@@ -32,16 +32,25 @@ def feed(number: int) -> str:
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>S{number}</title>{items}</channel></rss>'
 
 
-def test_sigkill_during_poll_loses_and_duplicates_nothing(tmp_path: Path, httpserver: HTTPServer) -> None:
+def test_sigkill_during_poll_loses_and_duplicates_nothing(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
     def handler(request: Request) -> Response:
         time.sleep(0.02)
         number = int(request.path.rsplit("/", 1)[1])
         return Response(feed(number), content_type="application/rss+xml")
 
     httpserver.expect_request(re.compile(r"/feed/\d+")).respond_with_handler(handler)
-    sources = [{"name": f"src{n:03d}", "url": httpserver.url_for(f"/feed/{n}")} for n in range(SOURCES)]
-    config = write_config(tmp_path, sources, output={"max_entries": 5000}, poll={"concurrency": 16},
-                          dedupe={"enabled": False})
+    sources = [
+        {"name": f"src{n:03d}", "url": httpserver.url_for(f"/feed/{n}")} for n in range(SOURCES)
+    ]
+    config = write_config(
+        tmp_path,
+        sources,
+        output={"max_entries": 5000},
+        poll={"concurrency": 16},
+        dedupe={"enabled": False},
+    )
     command = [sys.executable, "-m", "aggregator.cli", "-c", str(config), "poll"]
     rng = random.Random(20261129)
     kills = attempts = 0
@@ -57,11 +66,16 @@ def test_sigkill_during_poll_loses_and_duplicates_nothing(tmp_path: Path, httpse
     final = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     with sqlite3.connect(tmp_path / "data" / "test.db") as conn:
-        total, distinct = conn.execute("select count(*), count(distinct source || key) from articles").fetchone()
+        total, distinct = conn.execute(
+            "select count(*), count(distinct source || key) from articles"
+        ).fetchone()
         stories = conn.execute("select count(*) from stories").fetchone()[0]
-        orphans = conn.execute("select count(*) from articles where story_id not in (select id from stories)"
-                               ).fetchone()[0]
-        polled = conn.execute("select count(*) from sources where last_success is not null").fetchone()[0]
+        orphans = conn.execute(
+            "select count(*) from articles where story_id not in (select id from stories)"
+        ).fetchone()[0]
+        polled = conn.execute(
+            "select count(*) from sources where last_success is not null"
+        ).fetchone()[0]
     assert total == distinct == SOURCES * ENTRIES
     assert stories == SOURCES * ENTRIES and orphans == 0
     assert polled == SOURCES

@@ -41,7 +41,9 @@ class Inbox:
             session.transport.close()
             return "421 closing"
         self.envelopes.append(envelope)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
         return "250 OK"
 
 
@@ -57,30 +59,44 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 def digest_section(port: int, **extra: Any) -> dict[str, Any]:
     section: dict[str, Any] = {
-        "schedule": "0 7 * * *", "timezone": "Asia/Shanghai",
-        "subject": "{title} · {date} · {count} 条", "sender": "教育新闻 <digest@example.org>",
+        "schedule": "0 7 * * *",
+        "timezone": "Asia/Shanghai",
+        "subject": "{title} · {date} · {count} 条",
+        "sender": "教育新闻 <digest@example.org>",
         "group_by": "tag",
         "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "timeout": "5s"},
-        "recipients": [{"address": "office@example.org"},
-                       {"address": "research@example.org", "tags": ["职业教育"]}],
+        "recipients": [
+            {"address": "office@example.org"},
+            {"address": "research@example.org", "tags": ["职业教育"]},
+        ],
     }
     section.update(extra)
     return section
 
 
-DATED_RSS = (FEEDS / "rss20.xml").read_text().replace(
-    "<title>Winter concert schedule</title>",
-    "<title>Winter concert schedule</title><pubDate>Wed, 25 Nov 2026 12:00:00 GMT</pubDate>")
+DATED_RSS = (
+    (FEEDS / "rss20.xml")
+    .read_text()
+    .replace(
+        "<title>Winter concert schedule</title>",
+        "<title>Winter concert schedule</title><pubDate>Wed, 25 Nov 2026 12:00:00 GMT</pubDate>",
+    )
+)
 
 
 def setup(tmp_path: Path, httpserver: HTTPServer, port: int, **extra: Any) -> Path:
-    httpserver.expect_request("/rss").respond_with_data(DATED_RSS, content_type="application/rss+xml")
-    httpserver.expect_request("/cn").respond_with_data((FEEDS / "chinese_dates.xml").read_bytes(),
-                                                       content_type="application/rss+xml")
+    httpserver.expect_request("/rss").respond_with_data(
+        DATED_RSS, content_type="application/rss+xml"
+    )
+    httpserver.expect_request("/cn").respond_with_data(
+        (FEEDS / "chinese_dates.xml").read_bytes(), content_type="application/rss+xml"
+    )
     config = write_config(
         tmp_path,
-        [{"name": "Riverbend", "url": httpserver.url_for("/rss"), "tags": ["K-12"]},
-         {"name": "某某学院", "url": httpserver.url_for("/cn"), "tags": ["职业教育"]}],
+        [
+            {"name": "Riverbend", "url": httpserver.url_for("/rss"), "tags": ["K-12"]},
+            {"name": "某某学院", "url": httpserver.url_for("/cn"), "tags": ["职业教育"]},
+        ],
         digest=digest_section(port, **extra),
     )
     assert run_cli("-c", str(config), "poll").code == 0
@@ -101,15 +117,23 @@ def html_part(message: EmailMessage) -> str:
 
 def ledger(tmp_path: Path) -> list[tuple[str, int]]:
     with sqlite3.connect(tmp_path / "data" / "test.db") as conn:
-        return conn.execute("select recipient, count(*) from deliveries group by recipient order by 1").fetchall()
+        return conn.execute(
+            "select recipient, count(*) from deliveries group by recipient order by 1"
+        ).fetchall()
 
 
-ALL_TITLES = ["Riverbend opens a maker lab & robotics club", "School board approves new literacy plan",
-              "Winter concert schedule", "【学院新闻】我院举办智能制造技能大赛", "我院与本地企业签署校企合作协议"]
+ALL_TITLES = [
+    "Riverbend opens a maker lab & robotics club",
+    "School board approves new literacy plan",
+    "Winter concert schedule",
+    "【学院新闻】我院举办智能制造技能大赛",
+    "我院与本地企业签署校企合作协议",
+]
 
 
-def test_digest_is_sent_once_per_story_with_filters(tmp_path: Path, httpserver: HTTPServer,
-                                                     smtp: tuple[Inbox, int]) -> None:
+def test_digest_is_sent_once_per_story_with_filters(
+    tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Inbox, int]
+) -> None:
     inbox, port = smtp
     config = setup(tmp_path, httpserver, port)
     result = run_cli("-c", str(config), "digest")
@@ -128,7 +152,10 @@ def test_digest_is_sent_once_per_story_with_filters(tmp_path: Path, httpserver: 
     assert office["From"].addresses[0].display_name == "教育新闻"
     assert office["From"].addresses[0].addr_spec == "digest@example.org"
     assert re.fullmatch(r"<digest\.[0-9a-f]{32}@example\.org>", office["Message-ID"])
-    assert office["Date"] and office["List-Unsubscribe"] == "<mailto:digest@example.org?subject=unsubscribe>"
+    assert (
+        office["Date"]
+        and office["List-Unsubscribe"] == "<mailto:digest@example.org?subject=unsubscribe>"
+    )
     text, html = text_part(office), html_part(office)
     for title in ALL_TITLES:
         assert text.count(title) == 1, title
@@ -143,8 +170,9 @@ def test_digest_is_sent_once_per_story_with_filters(tmp_path: Path, httpserver: 
     assert len(inbox.messages) == 2
 
 
-def test_refused_or_dropped_send_marks_nothing_and_is_retried(tmp_path: Path, httpserver: HTTPServer,
-                                                              smtp: tuple[Inbox, int]) -> None:
+def test_refused_or_dropped_send_marks_nothing_and_is_retried(
+    tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Inbox, int]
+) -> None:
     inbox, port = smtp
     config = setup(tmp_path, httpserver, port)
     inbox.mode = "reject"
@@ -169,8 +197,9 @@ def test_connection_refused_is_reported(tmp_path: Path, httpserver: HTTPServer) 
     assert ledger(tmp_path) == []
 
 
-def test_dry_run_and_out_write_eml_without_marking(tmp_path: Path, httpserver: HTTPServer,
-                                                    smtp: tuple[Inbox, int]) -> None:
+def test_dry_run_and_out_write_eml_without_marking(
+    tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Inbox, int]
+) -> None:
     inbox, port = smtp
     config = setup(tmp_path, httpserver, port)
     out = tmp_path / "eml"
@@ -186,15 +215,23 @@ def test_dry_run_and_out_write_eml_without_marking(tmp_path: Path, httpserver: H
     assert unknown.code == 2 and "not a configured recipient" in unknown.err
 
 
-def test_new_stories_after_a_digest_go_in_the_next_one_only(tmp_path: Path, httpserver: HTTPServer,
-                                                            smtp: tuple[Inbox, int]) -> None:
+def test_new_stories_after_a_digest_go_in_the_next_one_only(
+    tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Inbox, int]
+) -> None:
     inbox, port = smtp
     config = setup(tmp_path, httpserver, port, recipients=[{"address": "office@example.org"}])
     assert run_cli("-c", str(config), "digest").code == 0
     httpserver.clear()
-    body = (FEEDS / "rss20.xml").read_text().replace(
-        "<item>", "<item><title>Late story with an old date</title><link>http://riverbend.example.org/late</link>"
-        "<pubDate>Mon, 02 Nov 2026 08:00:00 GMT</pubDate><description>Arrived late.</description></item><item>", 1)
+    body = (
+        (FEEDS / "rss20.xml")
+        .read_text()
+        .replace(
+            "<item>",
+            "<item><title>Late story with an old date</title><link>http://riverbend.example.org/late</link>"
+            "<pubDate>Mon, 02 Nov 2026 08:00:00 GMT</pubDate><description>Arrived late.</description></item><item>",
+            1,
+        )
+    )
     httpserver.expect_request("/rss").respond_with_data(body, content_type="application/rss+xml")
     httpserver.expect_request("/cn").respond_with_data((FEEDS / "chinese_dates.xml").read_bytes())
     assert "new=1" in run_cli("-c", str(config), "poll").out
@@ -204,22 +241,34 @@ def test_new_stories_after_a_digest_go_in_the_next_one_only(tmp_path: Path, http
     assert "Late story with an old date" in second and "Winter concert" not in second
 
 
-def test_max_stories_and_grouping(tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Inbox, int]) -> None:
+def test_max_stories_and_grouping(
+    tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Inbox, int]
+) -> None:
     inbox, port = smtp
-    config = setup(tmp_path, httpserver, port, max_stories=3, group_by="source",
-                   recipients=[{"address": "office@example.org"}])
+    config = setup(
+        tmp_path,
+        httpserver,
+        port,
+        max_stories=3,
+        group_by="source",
+        recipients=[{"address": "office@example.org"}],
+    )
     assert run_cli("-c", str(config), "digest").code == 0
     text = text_part(inbox.messages[0])
     assert "还有 2 条，见订阅源：http://127.0.0.1:8080/feed.atom" in text
     assert sum(text.count(t) for t in ALL_TITLES) == 3
-    assert ("## Riverbend" in text) != ("## 某某学院" in text) or ("## Riverbend" in text and "## 某某学院" in text)
+    assert ("## Riverbend" in text) != ("## 某某学院" in text) or (
+        "## Riverbend" in text and "## 某某学院" in text
+    )
     assert ledger(tmp_path) == [("office@example.org", 5)]  # the "more" ones count as delivered
 
 
 def test_starttls_with_auth(tmp_path: Path, httpserver: HTTPServer) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
-    server_context = cert.ssl_context_for_ssl_module() if hasattr(cert, "ssl_context_for_ssl_module") else None
+    server_context = (
+        cert.ssl_context_for_ssl_module() if hasattr(cert, "ssl_context_for_ssl_module") else None
+    )
     import ssl
 
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -228,7 +277,9 @@ def test_starttls_with_auth(tmp_path: Path, httpserver: HTTPServer) -> None:
     ca.cert_pem.write_to_path(str(ca_file))
     seen: list[tuple[str, str]] = []
 
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
         assert isinstance(data, LoginPassword)
         seen.append((data.login.decode(), data.password.decode()))
         ok = data.login == b"digest@example.org" and data.password == b"s3cret"
@@ -236,18 +287,36 @@ def test_starttls_with_auth(tmp_path: Path, httpserver: HTTPServer) -> None:
 
     inbox = Inbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_context,
-                            require_starttls=True, authenticator=authenticator, auth_require_tls=True)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
     controller.start()
     try:
-        smtp_section = {"host": "127.0.0.1", "port": port, "security": "starttls", "timeout": "5s",
-                        "username": "digest@example.org", "password": "${SMTP_PASSWORD}",
-                        "ca_file": str(ca_file)}
+        smtp_section = {
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "starttls",
+            "timeout": "5s",
+            "username": "digest@example.org",
+            "password": "${SMTP_PASSWORD}",
+            "ca_file": str(ca_file),
+        }
         import os
 
         os.environ["SMTP_PASSWORD"] = "wrong"
-        config = setup(tmp_path, httpserver, port, smtp=smtp_section,
-                       recipients=[{"address": "office@example.org"}])
+        config = setup(
+            tmp_path,
+            httpserver,
+            port,
+            smtp=smtp_section,
+            recipients=[{"address": "office@example.org"}],
+        )
         bad = run_cli("-c", str(config), "digest")
         assert bad.code == 1 and "SMTP 535" in bad.out and "wrong" not in bad.out + bad.err
         os.environ["SMTP_PASSWORD"] = "s3cret"
@@ -281,9 +350,15 @@ def test_cron_trigger_fires_at_local_time() -> None:
     # crontab weekdays: 0 and 7 are Sunday, 1-5 Monday to Friday (APScheduler 3 differs)
     weekdays = DigestConfig(schedule="0 7 * * 1-5", timezone="Asia/Shanghai")
     saturday = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
-    assert cron_trigger(weekdays).get_next_fire_time(None, saturday).isoformat() == "2026-11-30T07:00:00+08:00"
+    assert (
+        cron_trigger(weekdays).get_next_fire_time(None, saturday).isoformat()
+        == "2026-11-30T07:00:00+08:00"
+    )
     sunday = DigestConfig(schedule="30 8 * * 0", timezone="UTC")
-    assert cron_trigger(sunday).get_next_fire_time(None, saturday).isoformat() == "2026-11-29T08:30:00+00:00"
+    assert (
+        cron_trigger(sunday).get_next_fire_time(None, saturday).isoformat()
+        == "2026-11-29T08:30:00+00:00"
+    )
     # more than a day late (a Monday digest, the service back on Wednesday): not made up
     weekly = DigestConfig(schedule="0 7 * * 1", timezone="Asia/Shanghai")
     assert missed_run(weekly, None, datetime(2026, 11, 23, 6, 0, tzinfo=UTC))

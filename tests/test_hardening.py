@@ -44,14 +44,20 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         assert interval * 2**n * 0.9 <= wait <= interval * 2**n * 1.1
     assert waits[-1] == cap
     # Retry-After is honoured (never sooner), a feed's ttl / max-age is a lower bound (capped)
-    assert next_poll_at(NOW, interval, 1, max_backoff=cap, retry_after=7200, rng=rng) == NOW + timedelta(hours=2)
-    assert next_poll_at(NOW, interval, 0, max_backoff=cap, ttl_minutes=120) == NOW + timedelta(hours=2)
+    assert next_poll_at(
+        NOW, interval, 1, max_backoff=cap, retry_after=7200, rng=rng
+    ) == NOW + timedelta(hours=2)
+    assert next_poll_at(NOW, interval, 0, max_backoff=cap, ttl_minutes=120) == NOW + timedelta(
+        hours=2
+    )
     assert next_poll_at(NOW, interval, 0, max_backoff=cap, ttl_minutes=10) == NOW + interval
     assert next_poll_at(NOW, interval, 0, max_backoff=cap, ttl_minutes=100000) == NOW + cap
 
 
 def test_retry_after_and_failures_set_the_next_poll(tmp_path: Path, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/busy").respond_with_data("slow down", status=429, headers={"Retry-After": "7200"})
+    httpserver.expect_request("/busy").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "7200"}
+    )
     config = write_config(tmp_path, [{"name": "busy", "url": httpserver.url_for("/busy")}])
     before = datetime.now(UTC)
     assert "error: HTTP 429" in run_cli("-c", str(config), "poll").out
@@ -63,27 +69,39 @@ def test_retry_after_and_failures_set_the_next_poll(tmp_path: Path, httpserver: 
     httpserver.expect_request("/busy").respond_with_data((FEEDS / "atom10.xml").read_bytes())
     assert "ok new=2" in run_cli("-c", str(config), "poll").out
     row = listing(config)["busy"]
-    assert row["backoff"] is False and row["consecutive_failures"] == 0 and row["last_error"] is None
+    assert (
+        row["backoff"] is False and row["consecutive_failures"] == 0 and row["last_error"] is None
+    )
 
 
-def test_source_failing_longer_than_dead_after_is_dead(tmp_path: Path, httpserver: HTTPServer) -> None:
+def test_source_failing_longer_than_dead_after_is_dead(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
     httpserver.expect_request("/gone").respond_with_data("no", status=500)
     config = write_config(tmp_path, [{"name": "gone", "url": httpserver.url_for("/gone")}])
     run_cli("-c", str(config), "poll")
     assert listing(config)["gone"]["status"] == "error"
     with sqlite3.connect(tmp_path / "data" / "test.db") as conn:  # it has been failing for 4 days
-        conn.execute("update sources set failing_since = ?", ((datetime.now(UTC) - timedelta(days=4))
-                                                              .replace(tzinfo=None).isoformat(" "),))
+        conn.execute(
+            "update sources set failing_since = ?",
+            ((datetime.now(UTC) - timedelta(days=4)).replace(tzinfo=None).isoformat(" "),),
+        )
     assert listing(config)["gone"]["status"] == "dead"
     assert "dead" in run_cli("-c", str(config), "sources").out
 
 
-def test_permanent_redirect_is_followed_and_reported(tmp_path: Path, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/old").respond_with_data("", status=301, headers={"Location": "/new"})
+def test_permanent_redirect_is_followed_and_reported(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/old").respond_with_data(
+        "", status=301, headers={"Location": "/new"}
+    )
     httpserver.expect_request("/new").respond_with_data((FEEDS / "atom10.xml").read_bytes())
     config = write_config(tmp_path, [{"name": "moved", "url": httpserver.url_for("/old")}])
     result = run_cli("-c", str(config), "poll")
-    assert f"ok new=2 updated=0 (moved to {httpserver.url_for('/new')}, update config)" in result.out
+    assert (
+        f"ok new=2 updated=0 (moved to {httpserver.url_for('/new')}, update config)" in result.out
+    )
     assert listing(config)["moved"]["moved_to"] == httpserver.url_for("/new")
     assert httpserver.url_for("/old") in (tmp_path / "config.yaml").read_text()  # never rewritten
 
@@ -130,37 +148,54 @@ def hostile(kind: str, tmp_path: Path) -> Response:
         secret.write_text("TOP-SECRET-VALUE")
         return Response(xxe(secret), content_type="application/rss+xml")
     if kind == "gzip_bomb":
-        return Response(gzip.compress(b" " * 5_000_000), headers={"Content-Encoding": "gzip"},
-                        content_type="application/rss+xml")
+        return Response(
+            gzip.compress(b" " * 5_000_000),
+            headers={"Content-Encoding": "gzip"},
+            content_type="application/rss+xml",
+        )
     if kind == "garbage_utf8":
-        body = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
-                b"<item><title>bad \xff\xfe bytes \x01\x02 and \x1b[31m escape</title>"
-                b"<link>http://a.example.org/3</link><description>ok \x0c text</description></item>"
-                b"</channel></rss>")
+        body = (
+            b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+            b"<item><title>bad \xff\xfe bytes \x01\x02 and \x1b[31m escape</title>"
+            b"<link>http://a.example.org/3</link><description>ok \x0c text</description></item>"
+            b"</channel></rss>"
+        )
         return Response(body, content_type="application/rss+xml")
     if kind == "huge_title":
-        body = ('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>'
-                + "标题" * 50_000 + "</title><link>http://a.example.org/4</link></item></channel></rss>")
+        body = (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>'
+            + "标题" * 50_000
+            + "</title><link>http://a.example.org/4</link></item></channel></rss>"
+        )
         return Response(body, content_type="application/rss+xml")
     if kind == "nested":
         content = "<div>" * 50_000 + "deep" + "</div>" * 50_000
-        body = ('<?xml version="1.0"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
-                "<channel><title>t</title><item><title>nested</title><link>http://a.example.org/5</link>"
-                f"<content:encoded><![CDATA[{content}]]></content:encoded></item></channel></rss>")
+        body = (
+            '<?xml version="1.0"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+            "<channel><title>t</title><item><title>nested</title><link>http://a.example.org/5</link>"
+            f"<content:encoded><![CDATA[{content}]]></content:encoded></item></channel></rss>"
+        )
         return Response(body, content_type="application/rss+xml")
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["laughs", "xxe", "gzip_bomb", "garbage_utf8", "huge_title", "nested", "trickle"])
+@pytest.mark.parametrize(
+    "kind", ["laughs", "xxe", "gzip_bomb", "garbage_utf8", "huge_title", "nested", "trickle"]
+)
 def test_hostile_input_is_contained(tmp_path: Path, httpserver: HTTPServer, kind: str) -> None:
     if kind == "trickle":
         httpserver.expect_request("/bad").respond_with_handler(trickle)
     else:
         httpserver.expect_request("/bad").respond_with_handler(lambda r: hostile(kind, tmp_path))
     httpserver.expect_request("/good").respond_with_data((FEEDS / "atom10.xml").read_bytes())
-    config = write_config(tmp_path, [{"name": "bad", "url": httpserver.url_for("/bad")},
-                                     {"name": "good", "url": httpserver.url_for("/good")}],
-                          poll={"timeout": "1s", "max_bytes": "1MB"})
+    config = write_config(
+        tmp_path,
+        [
+            {"name": "bad", "url": httpserver.url_for("/bad")},
+            {"name": "good", "url": httpserver.url_for("/good")},
+        ],
+        poll={"timeout": "1s", "max_bytes": "1MB"},
+    )
     started = time.monotonic()
     result = run_cli("-c", str(config), "poll")
     assert result.code == 0 and "Traceback" not in result.err
@@ -185,20 +220,39 @@ def test_hostile_input_is_contained(tmp_path: Path, httpserver: HTTPServer, kind
 
 
 def _list_page(link: str) -> str:
-    return (f'<html><body><ul class="news"><li><a href="{link}">校外链接新闻</a><span>2026-11-20</span></li>'
-            "</ul></body></html>")
+    return (
+        f'<html><body><ul class="news"><li><a href="{link}">校外链接新闻</a><span>2026-11-20</span></li>'
+        "</ul></body></html>"
+    )
 
 
 @pytest.mark.parametrize("allow", [False, True])
-def test_followed_links_to_private_addresses_are_blocked(tmp_path: Path, httpserver: HTTPServer,
-                                                          allow: bool) -> None:
-    offsite = f"http://localhost:{httpserver.port}/article/1.html"  # another host name, loopback address
-    httpserver.expect_request("/list").respond_with_data(_list_page(offsite), content_type="text/html; charset=utf-8")
+def test_followed_links_to_private_addresses_are_blocked(
+    tmp_path: Path, httpserver: HTTPServer, allow: bool
+) -> None:
+    offsite = (
+        f"http://localhost:{httpserver.port}/article/1.html"  # another host name, loopback address
+    )
+    httpserver.expect_request("/list").respond_with_data(
+        _list_page(offsite), content_type="text/html; charset=utf-8"
+    )
     httpserver.expect_request("/article/1.html").respond_with_data(
-        '<html><body><div class="body"><p>内部正文</p></div></body></html>', content_type="text/html")
-    source = {"name": "list", "url": httpserver.url_for("/list"), "type": "html", "follow_offsite": True,
-              "selectors": {"item": "ul.news li", "title": "a", "link": "a@href", "date": "span",
-                            "content": "div.body"}}
+        '<html><body><div class="body"><p>内部正文</p></div></body></html>',
+        content_type="text/html",
+    )
+    source = {
+        "name": "list",
+        "url": httpserver.url_for("/list"),
+        "type": "html",
+        "follow_offsite": True,
+        "selectors": {
+            "item": "ul.news li",
+            "title": "a",
+            "link": "a@href",
+            "date": "span",
+            "content": "div.body",
+        },
+    }
     config = write_config(tmp_path, [source], poll={"allow_private_hosts": allow})
     result = run_cli("-c", str(config), "poll")
     assert "list  ok new=1" in result.out
@@ -214,7 +268,9 @@ def test_followed_links_to_private_addresses_are_blocked(tmp_path: Path, httpser
 
 
 def test_credentials_in_urls_never_reach_output_or_logs(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [{"name": "private", "url": "http://reader:hunter2@127.0.0.1:9/feed"}])
+    config = write_config(
+        tmp_path, [{"name": "private", "url": "http://reader:hunter2@127.0.0.1:9/feed"}]
+    )
     result = run_cli("-c", str(config), "--log-level", "DEBUG", "--log-format", "json", "poll")
     assert "private  error: connection failed" in result.out
     assert "hunter2" not in result.out + result.err

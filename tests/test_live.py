@@ -28,13 +28,21 @@ def test_config_reload_adds_removes_and_rejects(tmp_path: Path, httpserver: HTTP
     httpserver.expect_request("/a").respond_with_data((FEEDS / "atom10.xml").read_bytes())
     httpserver.expect_request("/b").respond_with_data((FEEDS / "rss10.rdf").read_bytes())
     port = free_port()
-    config = write_config(tmp_path, [{"name": "A", "url": httpserver.url_for("/a")}],
-                          server={"host": "127.0.0.1", "port": port})
-    proc = subprocess.Popen([sys.executable, "-m", "aggregator.cli", "-c", str(config), "serve"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    config = write_config(
+        tmp_path,
+        [{"name": "A", "url": httpserver.url_for("/a")}],
+        server={"host": "127.0.0.1", "port": port},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator.cli", "-c", str(config), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).json()["sources"][0]["last_success"])
+        wait_for(
+            lambda: requests.get(f"{base}/healthz", timeout=2).json()["sources"][0]["last_success"]
+        )
         data = yaml.safe_load(config.read_text())
         data["sources"] = [{"name": "B", "url": httpserver.url_for("/b")}]  # A removed, B added
         config.write_text(yaml.safe_dump(data, allow_unicode=True))
@@ -45,15 +53,29 @@ def test_config_reload_adds_removes_and_rejects(tmp_path: Path, httpserver: HTTP
             return health if names == ["B"] and health["sources"][0]["last_success"] else None
 
         wait_for(b_polled)
-        feed = wait_for(lambda: (r := requests.get(f"{base}/feed.atom", timeout=2)).content.count(b"<entry>") == 3
-                        and r)
-        assert b"Reading week starts" in feed.content and b"Lakeside wins" in feed.content  # A's stay
-        listing = {r["name"]: r["status"] for r in
-                   __import__("json").loads(run_cli("-c", str(config), "sources", "--json").out)}
+        feed = wait_for(
+            lambda: (
+                (r := requests.get(f"{base}/feed.atom", timeout=2)).content.count(b"<entry>") == 3
+                and r
+            )
+        )
+        assert (
+            b"Reading week starts" in feed.content and b"Lakeside wins" in feed.content
+        )  # A's stay
+        listing = {
+            r["name"]: r["status"]
+            for r in __import__("json").loads(run_cli("-c", str(config), "sources", "--json").out)
+        }
         assert listing["A"] == "removed"
 
-        config.write_text(config.read_text() + "\nbogus_key: 1\n")  # invalid: rejected, old one runs
-        health = wait_for(lambda: (h := requests.get(f"{base}/healthz", timeout=2).json()).get("config_error") and h)
+        config.write_text(
+            config.read_text() + "\nbogus_key: 1\n"
+        )  # invalid: rejected, old one runs
+        health = wait_for(
+            lambda: (
+                (h := requests.get(f"{base}/healthz", timeout=2).json()).get("config_error") and h
+            )
+        )
         assert health["status"] == "degraded" and "bogus_key" in health["config_error"]
         assert [s["name"] for s in health["sources"]] == ["B"]
 
@@ -88,8 +110,14 @@ def test_sigkill_during_digest_loses_no_story(tmp_path: Path, httpserver: HTTPSe
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     recipients = [f"reader{n:02d}@example.org" for n in range(40)]
-    config = write_config(tmp_path, [{"name": "R", "url": httpserver.url_for("/rss")}], digest={
-        "smtp": {"host": "127.0.0.1", "port": port}, "recipients": [{"address": a} for a in recipients]})
+    config = write_config(
+        tmp_path,
+        [{"name": "R", "url": httpserver.url_for("/rss")}],
+        digest={
+            "smtp": {"host": "127.0.0.1", "port": port},
+            "recipients": [{"address": a} for a in recipients],
+        },
+    )
     try:
         assert run_cli("-c", str(config), "poll").code == 0
         command = [sys.executable, "-m", "aggregator.cli", "-c", str(config), "digest"]
@@ -111,6 +139,8 @@ def test_sigkill_during_digest_loses_no_story(tmp_path: Path, httpserver: HTTPSe
     repeats = sum(n - 1 for n in per_recipient.values())
     assert repeats <= kills, "at most the one in-flight message per kill is repeated"
     with sqlite3.connect(tmp_path / "data" / "test.db") as conn:
-        marked = dict(conn.execute("select recipient, count(*) from deliveries group by recipient").fetchall())
+        marked = dict(
+            conn.execute("select recipient, count(*) from deliveries group by recipient").fetchall()
+        )
     assert marked == {a: 3 for a in recipients}
     assert kills >= 3

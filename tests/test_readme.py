@@ -7,7 +7,15 @@ import argparse
 from pydantic import BaseModel
 
 from aggregator.cli import _parser
-from aggregator.config import Config, DigestConfig, Recipient, Rule, Selectors, SmtpConfig, SourceConfig
+from aggregator.config import (
+    Config,
+    DigestConfig,
+    Recipient,
+    Rule,
+    Selectors,
+    SmtpConfig,
+    SourceConfig,
+)
 
 from .conftest import ROOT
 
@@ -26,7 +34,9 @@ def test_every_config_key_is_documented() -> None:
         expected += _keys(field, f"{section}.")
     expected += [f"`{k}`" for k in SourceConfig.model_fields if k != "selectors"]
     expected += _keys(Selectors, "selectors.")
-    expected += [k for k in _keys(DigestConfig, "digest.") if k not in ("digest.smtp", "digest.recipients")]
+    expected += [
+        k for k in _keys(DigestConfig, "digest.") if k not in ("digest.smtp", "digest.recipients")
+    ]
     expected += _keys(SmtpConfig, "digest.smtp.")
     expected += _keys(Recipient, "digest.recipients[].")
     expected += [f"{k}:" for k in Rule.model_fields]

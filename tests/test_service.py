@@ -34,17 +34,28 @@ def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def served(tmp_path: Path, httpserver: HTTPServer) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    httpserver.expect_request("/atom").respond_with_data((FEEDS / "atom10.xml").read_bytes(),
-                                                         content_type="application/atom+xml")
+def served(
+    tmp_path: Path, httpserver: HTTPServer
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    httpserver.expect_request("/atom").respond_with_data(
+        (FEEDS / "atom10.xml").read_bytes(), content_type="application/atom+xml"
+    )
     httpserver.expect_request("/down").respond_with_data("down", status=502)
     port = free_port()
-    config = write_config(tmp_path, [{"name": "Lakeside", "url": httpserver.url_for("/atom")},
-                                     {"name": "Broken", "url": httpserver.url_for("/down")}],
-                          server={"host": "127.0.0.1", "port": port},
-                          output={"link": f"http://127.0.0.1:{port}/"})
-    proc = subprocess.Popen([sys.executable, "-m", "aggregator.cli", "-c", str(config), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    config = write_config(
+        tmp_path,
+        [
+            {"name": "Lakeside", "url": httpserver.url_for("/atom")},
+            {"name": "Broken", "url": httpserver.url_for("/down")},
+        ],
+        server={"host": "127.0.0.1", "port": port},
+        output={"link": f"http://127.0.0.1:{port}/"},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator.cli", "-c", str(config), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok)
@@ -55,7 +66,9 @@ def served(tmp_path: Path, httpserver: HTTPServer) -> Iterator[tuple[str, Path, 
             proc.wait()
 
 
-def test_serve_polls_at_start_and_serves_the_feed(served: tuple[str, Path, subprocess.Popen[bytes]]) -> None:
+def test_serve_polls_at_start_and_serves_the_feed(
+    served: tuple[str, Path, subprocess.Popen[bytes]],
+) -> None:
     base, config, proc = served
 
     def two_entries() -> requests.Response | None:
@@ -66,7 +79,9 @@ def test_serve_polls_at_start_and_serves_the_feed(served: tuple[str, Path, subpr
     assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
     doc = etree.fromstring(response.content)
     assert {e.findtext(f"{ATOM}title") for e in doc.findall(f"{ATOM}entry")} == {
-        "Lakeside wins regional debate title", "新学期课程改革说明会"}
+        "Lakeside wins regional debate title",
+        "新学期课程改革说明会",
+    }
     etag, modified = response.headers["etag"], response.headers["last-modified"]
     again = requests.get(f"{base}/feed.atom", headers={"If-None-Match": etag}, timeout=5)
     assert again.status_code == 304 and again.content == b""
@@ -99,7 +114,9 @@ def _health_with_error(base: str) -> dict | None:
     return health if names["Broken"]["last_error"] and names["Lakeside"]["last_success"] else None
 
 
-def test_sources_json_lists_health_for_scripts(served: tuple[str, Path, subprocess.Popen[bytes]]) -> None:
+def test_sources_json_lists_health_for_scripts(
+    served: tuple[str, Path, subprocess.Popen[bytes]],
+) -> None:
     base, config, proc = served
     wait_for(lambda: _health_with_error(base))
     listing = json.loads(run_cli("-c", str(config), "sources", "--json").out)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-import re
 from html import escape
 from typing import Any
 
@@ -51,8 +51,9 @@ def self_url(output: OutputConfig) -> str:
     return output.self_url or output.link.rstrip("/") + "/feed.atom"
 
 
-def render_atom(stories: Sequence[Story], output: OutputConfig, source_urls: Mapping[str, str],
-                now: datetime) -> bytes:
+def render_atom(
+    stories: Sequence[Story], output: OutputConfig, source_urls: Mapping[str, str], now: datetime
+) -> bytes:
     """Entries newest first (the store's order); ids derive from the story, never the copy."""
     fg = FeedGenerator()
     fg.register_extension("aggsource", _SourceFeed, _SourceEntry, atom=True, rss=False)
@@ -78,16 +79,23 @@ def _xml(text: str) -> str:
     return _XML_BAD.sub("", text)
 
 
-def _entry(fg: FeedGenerator, story: Story, source_urls: Mapping[str, str], output: OutputConfig) -> None:
+def _entry(
+    fg: FeedGenerator, story: Story, source_urls: Mapping[str, str], output: OutputConfig
+) -> None:
     main = story.preferred.article
     fe = fg.add_entry(order="append")
     fe.id(f"urn:uuid:{story.uid}")
     fe.title(_xml(main.title))
-    fe.link(href=main.link or source_urls.get(main.source) or output.link, rel="alternate", type="text/html")
+    fe.link(
+        href=main.link or source_urls.get(main.source) or output.link,
+        rel="alternate",
+        type="text/html",
+    )
     for other in story.others:
         if other.article.link:
-            fe.aggsource.links.append({"href": other.article.link, "rel": "related",
-                                       "title": other.article.source})
+            fe.aggsource.links.append(
+                {"href": other.article.link, "rel": "related", "title": other.article.source}
+            )
     for enclosure in main.enclosures:
         link = {"href": enclosure.url, "rel": "enclosure", "type": enclosure.type}
         if enclosure.title:
@@ -115,7 +123,8 @@ def entry_html(story: Story) -> str:
     body = main.content or ""
     if story.others:
         links = ", ".join(
-            f'<a href="{escape(o.article.link)}">{escape(o.article.source)}</a>' if o.article.link
+            f'<a href="{escape(o.article.link)}">{escape(o.article.source)}</a>'
+            if o.article.link
             else escape(o.article.source)
             for o in story.others
         )

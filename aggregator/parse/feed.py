@@ -22,8 +22,9 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body
 _ENTITY_DECL = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.S | re.I)
 
 
-def parse_feed(body: bytes, headers: dict[str, str], final_url: str, *, source: str,
-               tz: tzinfo, now: datetime) -> Parsed:
+def parse_feed(
+    body: bytes, headers: dict[str, str], final_url: str, *, source: str, tz: tzinfo, now: datetime
+) -> Parsed:
     """Parse a feed; an unusable body is a ParseError naming the source."""
     if not body.strip():
         raise ParseError(source, "empty body")
@@ -31,10 +32,17 @@ def parse_feed(body: bytes, headers: dict[str, str], final_url: str, *, source: 
         return parse_json_feed(body, final_url, source=source, tz=tz, now=now)
     # An internal DTD subset is only ever used for entity tricks (billion laughs, XXE): drop it.
     body = _ENTITY_DECL.sub(b"", body, count=1)
-    response_headers = {"content-location": final_url, "content-type": headers.get("content-type", "")}
+    response_headers = {
+        "content-location": final_url,
+        "content-type": headers.get("content-type", ""),
+    }
     try:
-        parsed = feedparser.parse(body, response_headers=response_headers,
-                                  sanitize_html=False, resolve_relative_uris=False)
+        parsed = feedparser.parse(
+            body,
+            response_headers=response_headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
     except (UnicodeError, ValueError) as exc:  # e.g. &#xD800; in feedparser's loose parser
         raise ParseError(source, f"not a usable feed: {type(exc).__name__}: {exc}") from None
     entries = parsed.get("entries") or []
@@ -46,8 +54,11 @@ def parse_feed(body: bytes, headers: dict[str, str], final_url: str, *, source: 
     items = tuple(_item(entry, final_url, tz, now) for entry in entries)
     feed = parsed.get("feed", {})
     ttl = feed.get("ttl")
-    return Parsed(items=items, title=str(feed.get("title", "")),
-                  ttl_minutes=int(ttl) if str(ttl or "").isdigit() else None)
+    return Parsed(
+        items=items,
+        title=str(feed.get("title", "")),
+        ttl_minutes=int(ttl) if str(ttl or "").isdigit() else None,
+    )
 
 
 def _item(entry: Any, base: str, tz: tzinfo, now: datetime) -> Item:
@@ -107,12 +118,18 @@ def _enclosures(entry: Any) -> tuple[Enclosure, ...]:
         href = link.get("href")
         if link.get("rel") == "enclosure" and href and href not in seen:
             length = str(link.get("length") or "0")
-            seen[href] = Enclosure(href, link.get("type") or "application/octet-stream",
-                                   link.get("title") or "", int(length) if length.isdigit() else 0)
+            seen[href] = Enclosure(
+                href,
+                link.get("type") or "application/octet-stream",
+                link.get("title") or "",
+                int(length) if length.isdigit() else 0,
+            )
     return tuple(seen.values())
 
 
-def parse_json_feed(body: bytes, final_url: str, *, source: str, tz: tzinfo, now: datetime) -> Parsed:
+def parse_json_feed(
+    body: bytes, final_url: str, *, source: str, tz: tzinfo, now: datetime
+) -> Parsed:
     """JSON Feed 1.0/1.1 (feedparser 6 reads only XML)."""
     try:
         data = json.loads(body.decode("utf-8-sig"))
@@ -124,25 +141,39 @@ def parse_json_feed(body: bytes, final_url: str, *, source: str, tz: tzinfo, now
     for entry in data.get("items") or []:
         if not isinstance(entry, dict):
             continue
-        authors = entry.get("authors") or ([entry["author"]] if isinstance(entry.get("author"), dict) else [])
-        items.append(Item(
-            title=str(entry.get("title") or ""),
-            link=str(entry.get("url") or entry.get("external_url") or "") or None,
-            guid=str(entry.get("id") or "") or None,
-            summary=str(entry.get("summary") or "") or None,
-            content=str(entry.get("content_html") or "")
-            or (_text_as_html(entry.get("content_text")) if entry.get("content_text") else None),
-            author=next((str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")), None),
-            published=parse_date(str(entry.get("date_published") or ""), tz, now),
-            updated=parse_date(str(entry.get("date_modified") or ""), tz, now),
-            tags=tuple(str(t) for t in entry.get("tags") or [] if t),
-            enclosures=tuple(
-                Enclosure(str(a["url"]), str(a.get("mime_type") or "application/octet-stream"),
-                          str(a.get("title") or ""), int(a.get("size_in_bytes") or 0))
-                for a in entry.get("attachments") or [] if isinstance(a, dict) and a.get("url")
-            ),
-            base_url=str(data.get("home_page_url") or final_url),
-        ))
+        authors = entry.get("authors") or (
+            [entry["author"]] if isinstance(entry.get("author"), dict) else []
+        )
+        items.append(
+            Item(
+                title=str(entry.get("title") or ""),
+                link=str(entry.get("url") or entry.get("external_url") or "") or None,
+                guid=str(entry.get("id") or "") or None,
+                summary=str(entry.get("summary") or "") or None,
+                content=str(entry.get("content_html") or "")
+                or (
+                    _text_as_html(entry.get("content_text")) if entry.get("content_text") else None
+                ),
+                author=next(
+                    (str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")),
+                    None,
+                ),
+                published=parse_date(str(entry.get("date_published") or ""), tz, now),
+                updated=parse_date(str(entry.get("date_modified") or ""), tz, now),
+                tags=tuple(str(t) for t in entry.get("tags") or [] if t),
+                enclosures=tuple(
+                    Enclosure(
+                        str(a["url"]),
+                        str(a.get("mime_type") or "application/octet-stream"),
+                        str(a.get("title") or ""),
+                        int(a.get("size_in_bytes") or 0),
+                    )
+                    for a in entry.get("attachments") or []
+                    if isinstance(a, dict) and a.get("url")
+                ),
+                base_url=str(data.get("home_page_url") or final_url),
+            )
+        )
     return Parsed(items=tuple(items), title=str(data.get("title") or ""))
 
 

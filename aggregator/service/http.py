@@ -68,8 +68,12 @@ class FileCache:
 def _conditional(request: Request, cached: _Cached, media_type: str) -> Response:
     packed = "gzip" in request.headers.get("accept-encoding", "").lower()
     etag = cached.etag[:-1] + '-gz"' if packed else cached.etag
-    headers = {"ETag": etag, "Last-Modified": cached.last_modified, "Cache-Control": "max-age=60",
-               "Vary": "Accept-Encoding"}
+    headers = {
+        "ETag": etag,
+        "Last-Modified": cached.last_modified,
+        "Cache-Control": "max-age=60",
+        "Vary": "Accept-Encoding",
+    }
     inm = request.headers.get("if-none-match")
     if inm is not None:
         tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
@@ -87,7 +91,9 @@ def _conditional(request: Request, cached: _Cached, media_type: str) -> Response
     return Response(cached.body, media_type=media_type, headers=headers)
 
 
-def health_document(config: Config, store: Store, now: datetime, config_error: str | None = None) -> dict[str, Any]:
+def health_document(
+    config: Config, store: Store, now: datetime, config_error: str | None = None
+) -> dict[str, Any]:
     """The /healthz JSON: `ok` is false when any enabled source is dead or the config is broken."""
     health = {h.name: h for h in store.health()}
     sources = []
@@ -96,20 +102,30 @@ def health_document(config: Config, store: Store, now: datetime, config_error: s
         h = health.get(source.name)
         is_dead = bool(h and h.failing_since and now - h.failing_since > config.poll.dead_after)
         dead += is_dead and source.enabled
-        sources.append({
-            "name": source.name, "url": redact(source.url), "enabled": source.enabled,
-            "status": "dead" if is_dead else (h.last_status if h and h.last_status else "never polled"),
-            "last_poll": _iso(h.last_poll if h else None),
-            "last_success": _iso(h.last_success if h else None),
-            "last_error": h.last_error if h and h.last_status == "error" else None,
-            "last_error_at": _iso(h.last_error_at if h else None),
-            "consecutive_failures": h.consecutive_failures if h else 0,
-            "warnings": list(h.warnings) if h else [],
-            "articles": h.articles if h else 0,
-        })
+        sources.append(
+            {
+                "name": source.name,
+                "url": redact(source.url),
+                "enabled": source.enabled,
+                "status": "dead"
+                if is_dead
+                else (h.last_status if h and h.last_status else "never polled"),
+                "last_poll": _iso(h.last_poll if h else None),
+                "last_success": _iso(h.last_success if h else None),
+                "last_error": h.last_error if h and h.last_status == "error" else None,
+                "last_error_at": _iso(h.last_error_at if h else None),
+                "consecutive_failures": h.consecutive_failures if h else 0,
+                "warnings": list(h.warnings) if h else [],
+                "articles": h.articles if h else 0,
+            }
+        )
     status = "degraded" if dead or config_error else "ok"
-    document: dict[str, Any] = {"ok": status == "ok", "status": status, "dead_sources": dead,
-                                "sources": sources}
+    document: dict[str, Any] = {
+        "ok": status == "ok",
+        "status": status,
+        "dead_sources": dead,
+        "sources": sources,
+    }
     if config_error:
         document["config_error"] = config_error
     return document
@@ -119,9 +135,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def create_app(get_config: Callable[[], Config], store: Store, *,
-               extra_routes: list[Route] | None = None,
-               config_error: Callable[[], str | None] = lambda: None) -> Starlette:
+def create_app(
+    get_config: Callable[[], Config],
+    store: Store,
+    *,
+    extra_routes: list[Route] | None = None,
+    config_error: Callable[[], str | None] = lambda: None,
+) -> Starlette:
     config = get_config()
     feeds = FileCache(Path(config.output.atom_path))
     pages = FileCache(Path(config.output.html_path))
@@ -129,13 +149,17 @@ def create_app(get_config: Callable[[], Config], store: Store, *,
     async def feed(request: Request) -> Response:
         cached = feeds.get()
         if cached is None:
-            return Response("The feed has not been built yet.\n", status_code=503, media_type="text/plain")
+            return Response(
+                "The feed has not been built yet.\n", status_code=503, media_type="text/plain"
+            )
         return _conditional(request, cached, "application/atom+xml; charset=utf-8")
 
     async def index(request: Request) -> Response:
         cached = pages.get()
         if cached is None:
-            return Response("The page has not been built yet.\n", status_code=503, media_type="text/plain")
+            return Response(
+                "The page has not been built yet.\n", status_code=503, media_type="text/plain"
+            )
         return _conditional(request, cached, "text/html; charset=utf-8")
 
     def healthz(request: Request) -> Response:
@@ -160,17 +184,30 @@ def create_app(get_config: Callable[[], Config], store: Store, *,
     def metrics_endpoint(request: Request) -> Response:
         config, now = get_config(), datetime.now(UTC)
         health = store.health()
-        metrics.sources_backoff.set(sum(1 for h in health if h.consecutive_failures and not h.removed))
-        metrics.sources_dead.set(sum(
-            1 for h in health
-            if h.failing_since and not h.removed and now - h.failing_since > config.poll.dead_after))
+        metrics.sources_backoff.set(
+            sum(1 for h in health if h.consecutive_failures and not h.removed)
+        )
+        metrics.sources_dead.set(
+            sum(
+                1
+                for h in health
+                if h.failing_since
+                and not h.removed
+                and now - h.failing_since > config.poll.dead_after
+            )
+        )
         for h in health:
             if h.last_success:
                 metrics.last_success.labels(h.name).set(h.last_success.timestamp())
         metrics.stories.set(store.counts()["stories"])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [Route("/feed.atom", feed), Route("/", index), Route("/healthz", healthz),
-              Route("/digest/preview", digest_preview), Route("/metrics", metrics_endpoint),
-              *(extra_routes or [])]
+    routes = [
+        Route("/feed.atom", feed),
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/digest/preview", digest_preview),
+        Route("/metrics", metrics_endpoint),
+        *(extra_routes or []),
+    ]
     return Starlette(routes=routes)

@@ -48,12 +48,24 @@ def serve(config_path: str) -> int:
     build_outputs(config, store, datetime.now(UTC))  # serve something at once, even before a poll
     service = Service(config, store, config_path=Path(config_path))
     app = create_app(lambda: service.config, store, config_error=lambda: service.config_error)
-    server = _Server(uvicorn.Config(app, host=config.server.host, port=config.server.port,
-                                           log_level="warning", access_log=False, lifespan="off"))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
     service.start()
     signal.signal(signal.SIGHUP, lambda sig, frame: service.request_reload())
-    log.info("serving http://%s:%d/feed.atom (%d sources)", config.server.host, config.server.port,
-             len(config.sources))
+    log.info(
+        "serving http://%s:%d/feed.atom (%d sources)",
+        config.server.host,
+        config.server.port,
+        len(config.sources),
+    )
     try:
         server.run()
     finally:

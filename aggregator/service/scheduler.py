@@ -32,8 +32,13 @@ def utcnow() -> datetime:
 class Service:
     """Owns the poller and the scheduler; `config` may be swapped by a reload."""
 
-    def __init__(self, config: Config, store: Store, now: Callable[[], datetime] = utcnow,
-                 config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        now: Callable[[], datetime] = utcnow,
+        config_path: Path | None = None,
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self._config_mtime = _mtime(config_path)
@@ -45,12 +50,23 @@ class Service:
         self.config_error: str | None = None
 
     def start(self) -> None:
-        self.scheduler.add_job(self.poll_due, IntervalTrigger(seconds=TICK.total_seconds()),
-                               id="poll", max_instances=1, coalesce=True, next_run_time=self.now())
+        self.scheduler.add_job(
+            self.poll_due,
+            IntervalTrigger(seconds=TICK.total_seconds()),
+            id="poll",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=self.now(),
+        )
         self._schedule_digest(start_up=True)
         if self.config_path is not None:
-            self.scheduler.add_job(self._watch_config, IntervalTrigger(seconds=2), id="config-watch",
-                                   max_instances=1, coalesce=True)
+            self.scheduler.add_job(
+                self._watch_config,
+                IntervalTrigger(seconds=2),
+                id="config-watch",
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
 
     def _watch_config(self) -> None:
@@ -88,13 +104,25 @@ class Service:
             if self.scheduler.get_job("digest"):
                 self.scheduler.remove_job("digest")
             return
-        self.scheduler.add_job(self.run_digest, digest.cron_trigger(config.digest), id="digest",
-                               replace_existing=True, max_instances=1, coalesce=True,
-                               misfire_grace_time=3600)
-        if start_up and digest.missed_run(config.digest, DigestLedger(self.store).last_run(), self.now()):
+        self.scheduler.add_job(
+            self.run_digest,
+            digest.cron_trigger(config.digest),
+            id="digest",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
+        if start_up and digest.missed_run(
+            config.digest, DigestLedger(self.store).last_run(), self.now()
+        ):
             log.info("a digest was missed while the service was down: sending it now")
-            self.scheduler.add_job(self.run_digest, DateTrigger(self.now() + timedelta(seconds=20)),
-                                   id="digest-missed", replace_existing=True)
+            self.scheduler.add_job(
+                self.run_digest,
+                DateTrigger(self.now() + timedelta(seconds=20)),
+                id="digest-missed",
+                replace_existing=True,
+            )
 
     def run_digest(self, only: list[str] | None = None) -> None:
         """The scheduled digest; failed recipients are retried alone, with backoff."""
@@ -111,8 +139,13 @@ class Service:
             ledger = DigestLedger(self.store)
             delay = digest.retry_delay(max(ledger.failures(a) for a in failed))
             log.warning("digest: %d recipient(s) failed; retrying in %s", len(failed), delay)
-            self.scheduler.add_job(self.run_digest, DateTrigger(self.now() + delay), args=[failed],
-                                   id="digest-retry", replace_existing=True)
+            self.scheduler.add_job(
+                self.run_digest,
+                DateTrigger(self.now() + delay),
+                args=[failed],
+                id="digest-retry",
+                replace_existing=True,
+            )
 
     def poll_due(self) -> None:
         """Poll what is due; rebuild the outputs when anything changed."""

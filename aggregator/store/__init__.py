@@ -116,16 +116,26 @@ class Store:
         with self.reading() as conn:
             counts: dict[str, int] = {
                 row[0]: int(row[1])
-                for row in conn.execute(select(articles.c.source, func.count()).group_by(articles.c.source))
+                for row in conn.execute(
+                    select(articles.c.source, func.count()).group_by(articles.c.source)
+                )
             }
             return [
                 SourceHealth(
-                    name=r.name, url=r.url, enabled=not r.removed, last_poll=r.last_poll,
-                    last_success=r.last_success, last_error=r.last_error,
-                    last_error_at=r.last_error_at, last_status=r.last_status,
+                    name=r.name,
+                    url=r.url,
+                    enabled=not r.removed,
+                    last_poll=r.last_poll,
+                    last_success=r.last_success,
+                    last_error=r.last_error,
+                    last_error_at=r.last_error_at,
+                    last_status=r.last_status,
                     consecutive_failures=r.consecutive_failures or 0,
-                    articles=int(counts.get(r.name, 0)), warnings=tuple(r.warnings or ()),
-                    next_poll=r.next_poll, failing_since=r.failing_since, moved_to=r.moved_to,
+                    articles=int(counts.get(r.name, 0)),
+                    warnings=tuple(r.warnings or ()),
+                    next_poll=r.next_poll,
+                    failing_since=r.failing_since,
+                    moved_to=r.moved_to,
                     removed=bool(r.removed),
                 )
                 for r in conn.execute(select(sources).order_by(sources.c.name))
@@ -138,8 +148,13 @@ class Store:
         with self.reading() as conn:
             for i in range(0, len(wanted), 500):
                 chunk = wanted[i : i + 500]
-                found.update(conn.execute(select(articles.c.url).where(
-                    articles.c.source == source, articles.c.url.in_(chunk))).scalars())
+                found.update(
+                    conn.execute(
+                        select(articles.c.url).where(
+                            articles.c.source == source, articles.c.url.in_(chunk)
+                        )
+                    ).scalars()
+                )
         return found
 
     def articles_by_urls(self, source: str, urls: Sequence[str]) -> dict[str, Article]:
@@ -147,16 +162,20 @@ class Store:
         found: dict[str, Article] = {}
         with self.reading() as conn:
             for i in range(0, len(urls), 500):
-                query = select(articles).where(articles.c.source == source,
-                                               articles.c.url.in_(list(urls[i : i + 500])))
+                query = select(articles).where(
+                    articles.c.source == source, articles.c.url.in_(list(urls[i : i + 500]))
+                )
                 for row in conn.execute(query):
                     found[row.url] = stored_article(row).article
         return found
 
-    def recent_stories(self, limit: int, since: datetime | None = None,
-                       first_seen_after: datetime | None = None) -> list[Story]:
+    def recent_stories(
+        self, limit: int, since: datetime | None = None, first_seen_after: datetime | None = None
+    ) -> list[Story]:
         """Newest stories by published date, each with all its copies."""
-        query = select(stories).order_by(stories.c.published.desc(), stories.c.id.desc()).limit(limit)
+        query = (
+            select(stories).order_by(stories.c.published.desc(), stories.c.id.desc()).limit(limit)
+        )
         if since is not None:
             query = query.where(stories.c.published >= since)
         if first_seen_after is not None:
@@ -180,31 +199,54 @@ class Store:
             for row in conn.execute(query.order_by(articles.c.published, articles.c.id)):
                 copies.setdefault(row.story_id, []).append(stored_article(row))
         return [
-            Story(id=r.id, uid=r.uid, first_seen=r.first_seen, updated=r.updated,
-                  published=r.published, copies=tuple(copies[r.id]))
+            Story(
+                id=r.id,
+                uid=r.uid,
+                first_seen=r.first_seen,
+                updated=r.updated,
+                published=r.published,
+                copies=tuple(copies[r.id]),
+            )
             for r in rows
             if r.id in copies
         ]
 
     def article_by_url(self, url: str) -> StoredArticle | None:
         with self.reading() as conn:
-            row = conn.execute(select(articles).where(
-                or_(articles.c.url == url, articles.c.link == url)).limit(1)).first()
+            row = conn.execute(
+                select(articles).where(or_(articles.c.url == url, articles.c.link == url)).limit(1)
+            ).first()
             return stored_article(row) if row else None
 
     def dedupe_keys(self, article_id: int) -> tuple[str, str | None, bytes | None]:
         """The fingerprint stored with an article (title key, document number, signature)."""
         with self.reading() as conn:
-            row = conn.execute(select(articles.c.title_key, articles.c.doc_number, articles.c.signature)
-                               .where(articles.c.id == article_id)).one()
+            row = conn.execute(
+                select(articles.c.title_key, articles.c.doc_number, articles.c.signature).where(
+                    articles.c.id == article_id
+                )
+            ).one()
             return row.title_key or "", row.doc_number, row.signature
 
     def signatures_since(self, since: datetime) -> Iterator[Any]:
         """Rows the dedupe index is rebuilt from at start-up, oldest first."""
-        query = select(articles.c.id, articles.c.story_id, articles.c.source, articles.c.url,
-                       articles.c.guid, articles.c.text_hash, articles.c.title_key,
-                       articles.c.doc_number, articles.c.signature, articles.c.published,
-                       articles.c.title).where(articles.c.published >= since).order_by(articles.c.id)
+        query = (
+            select(
+                articles.c.id,
+                articles.c.story_id,
+                articles.c.source,
+                articles.c.url,
+                articles.c.guid,
+                articles.c.text_hash,
+                articles.c.title_key,
+                articles.c.doc_number,
+                articles.c.signature,
+                articles.c.published,
+                articles.c.title,
+            )
+            .where(articles.c.published >= since)
+            .order_by(articles.c.id)
+        )
         with self.reading() as conn:
             yield from conn.execute(query.execution_options(yield_per=5000))
 
@@ -224,19 +266,36 @@ class Store:
 
 def stored_article(row: Row[Any]) -> StoredArticle:
     article = Article(
-        source=row.source, key=row.key, url=row.url, link=row.link, guid=row.guid,
-        title=row.title, summary=row.summary, content=row.content, author=row.author,
-        published=row.published, source_updated=row.source_updated, tags=tuple(row.tags or ()),
+        source=row.source,
+        key=row.key,
+        url=row.url,
+        link=row.link,
+        guid=row.guid,
+        title=row.title,
+        summary=row.summary,
+        content=row.content,
+        author=row.author,
+        published=row.published,
+        source_updated=row.source_updated,
+        tags=tuple(row.tags or ()),
         enclosures=tuple(Enclosure(**e) for e in row.enclosures or ()),
-        content_hash=row.content_hash, text_hash=row.text_hash,
+        content_hash=row.content_hash,
+        text_hash=row.text_hash,
     )
-    return StoredArticle(id=row.id, story_id=row.story_id, article=article,
-                         first_seen=row.first_seen, updated=row.updated)
+    return StoredArticle(
+        id=row.id,
+        story_id=row.story_id,
+        article=article,
+        first_seen=row.first_seen,
+        updated=row.updated,
+    )
 
 
 def story_uid(source: str, key: str) -> str:
     """Stable across rebuilds: derived from the first copy's identity."""
-    return str(uuid.UUID(bytes=hashlib.sha1(f"{source}\x1f{key}".encode()).digest()[:16], version=5))
+    return str(
+        uuid.UUID(bytes=hashlib.sha1(f"{source}\x1f{key}".encode()).digest()[:16], version=5)
+    )
 
 
 class Tx:
@@ -265,12 +324,21 @@ class Tx:
         claimed: set[str] = set()
         seen_ids: set[int] = set()
         for article in batch:
-            match = (existing.get(("key", article.key))
-                     or (existing.get(("guid", article.guid)) if article.guid else None)
-                     or (existing.get(("url", article.url)) if article.url else None))
+            match = (
+                existing.get(("key", article.key))
+                or (existing.get(("guid", article.guid)) if article.guid else None)
+                or (existing.get(("url", article.url)) if article.url else None)
+            )
             if match is None:
-                marks = [f"{kind}\x1f{value}" for kind, value in
-                         (("key", article.key), ("guid", article.guid), ("url", article.url)) if value]
+                marks = [
+                    f"{kind}\x1f{value}"
+                    for kind, value in (
+                        ("key", article.key),
+                        ("guid", article.guid),
+                        ("url", article.url),
+                    )
+                    if value
+                ]
                 if not claimed.intersection(marks):  # the same item twice in one batch
                     claimed.update(marks)
                     new.append(article)
@@ -281,16 +349,26 @@ class Tx:
             seen_ids.add(row_id)
         return Upserted(new, changed)
 
-    def _existing(self, source: str, batch: Sequence[Article]) -> dict[tuple[str, str], tuple[int, str]]:
+    def _existing(
+        self, source: str, batch: Sequence[Article]
+    ) -> dict[tuple[str, str], tuple[int, str]]:
         found: dict[tuple[str, str], tuple[int, str]] = {}
         if not batch:
             return found
-        cols = (articles.c.id, articles.c.key, articles.c.guid, articles.c.url, articles.c.content_hash)
+        cols = (
+            articles.c.id,
+            articles.c.key,
+            articles.c.guid,
+            articles.c.url,
+            articles.c.content_hash,
+        )
         for i in range(0, len(batch), 300):
             chunk = batch[i : i + 300]
-            cond = or_(articles.c.key.in_([a.key for a in chunk]),
-                       articles.c.guid.in_([a.guid for a in chunk if a.guid]),
-                       articles.c.url.in_([a.url for a in chunk if a.url]))
+            cond = or_(
+                articles.c.key.in_([a.key for a in chunk]),
+                articles.c.guid.in_([a.guid for a in chunk if a.guid]),
+                articles.c.url.in_([a.url for a in chunk if a.url]),
+            )
             for row in self.conn.execute(select(*cols).where(articles.c.source == source, cond)):
                 value = (row.id, row.content_hash)
                 found[("key", row.key)] = value
@@ -301,22 +379,48 @@ class Tx:
         return found
 
     def insert_story(self, article: Article, now: datetime) -> int:
-        return _inserted_id(self.conn.execute(_INSERT_STORY, {
-            "uid": story_uid(article.source, article.key), "first_seen": now,
-            "updated": self.stamp(now), "published": article.published}))
+        return _inserted_id(
+            self.conn.execute(
+                _INSERT_STORY,
+                {
+                    "uid": story_uid(article.source, article.key),
+                    "first_seen": now,
+                    "updated": self.stamp(now),
+                    "published": article.published,
+                },
+            )
+        )
 
-    def insert_article(self, article: Article, now: datetime, story_id: int, title_key: str = "",
-                       doc_number: str | None = None, signature: bytes | None = None) -> int:
+    def insert_article(
+        self,
+        article: Article,
+        now: datetime,
+        story_id: int,
+        title_key: str = "",
+        doc_number: str | None = None,
+        signature: bytes | None = None,
+    ) -> int:
         values = _values(article)
-        values.update(first_seen=now, updated=self.stamp(now), story_id=story_id, title_key=title_key,
-                      doc_number=doc_number, signature=signature)
+        values.update(
+            first_seen=now,
+            updated=self.stamp(now),
+            story_id=story_id,
+            title_key=title_key,
+            doc_number=doc_number,
+            signature=signature,
+        )
         return _inserted_id(self.conn.execute(_INSERT_ARTICLE, values))
 
     def join_story(self, story_id: int, article: Article, now: datetime) -> None:
         """A copy joins a story: the story's `updated` moves, its id (and entry id) stays."""
         earliest = func.min if self.conn.dialect.name == "sqlite" else func.least
-        self.conn.execute(stories.update().where(stories.c.id == story_id).values(
-            updated=self.stamp(now), published=earliest(stories.c.published, article.published)))
+        self.conn.execute(
+            stories.update()
+            .where(stories.c.id == story_id)
+            .values(
+                updated=self.stamp(now), published=earliest(stories.c.published, article.published)
+            )
+        )
 
     def update_article(self, row_id: int, article: Article, now: datetime) -> None:
         """A changed entry: its row and its story's `updated` move; identity stays as first stored."""
@@ -324,21 +428,36 @@ class Tx:
         values.pop("key")
         values["updated"] = self.stamp(now)
         self.conn.execute(articles.update().where(articles.c.id == row_id).values(values))
-        story_id = self.conn.execute(select(articles.c.story_id).where(articles.c.id == row_id)).scalar()
+        story_id = self.conn.execute(
+            select(articles.c.story_id).where(articles.c.id == row_id)
+        ).scalar()
         if story_id:
-            self.conn.execute(stories.update().where(stories.c.id == story_id).values(updated=self.stamp(now)))
+            self.conn.execute(
+                stories.update().where(stories.c.id == story_id).values(updated=self.stamp(now))
+            )
 
     # --- source health -------------------------------------------------------------------------
 
     def sync_sources(self, configured: Sequence[tuple[str, str]]) -> None:
         """Known sources match the config; removed ones stay (with their articles), marked."""
-        rows = {r.name: r for r in self.conn.execute(select(sources.c.name, sources.c.url, sources.c.removed))}
+        rows = {
+            r.name: r
+            for r in self.conn.execute(select(sources.c.name, sources.c.url, sources.c.removed))
+        }
         names = {name for name, _ in configured}
         for name, url in configured:
             row = rows.get(name)
             if row is None:
-                self.conn.execute(sources.insert().values(name=name, url=url, warnings=[], item_counts=[],
-                                                          consecutive_failures=0, removed=False))
+                self.conn.execute(
+                    sources.insert().values(
+                        name=name,
+                        url=url,
+                        warnings=[],
+                        item_counts=[],
+                        consecutive_failures=0,
+                        removed=False,
+                    )
+                )
             elif row.url != url or row.removed:
                 # A changed URL is a different resource: forget its validators.
                 values: dict[str, Any] = {"url": url, "removed": False}
@@ -347,19 +466,38 @@ class Tx:
                 self.conn.execute(sources.update().where(sources.c.name == name).values(values))
         for name, row in rows.items():
             if name not in names and not row.removed:
-                self.conn.execute(sources.update().where(sources.c.name == name).values(removed=True))
+                self.conn.execute(
+                    sources.update().where(sources.c.name == name).values(removed=True)
+                )
 
-    def record_success(self, name: str, *, now: datetime, etag: str | None, last_modified: str | None,
-                       status: str, warnings: Sequence[str], next_poll: datetime | None,
-                       moved_to: str | None, item_count: int | None) -> None:
+    def record_success(
+        self,
+        name: str,
+        *,
+        now: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        status: str,
+        warnings: Sequence[str],
+        next_poll: datetime | None,
+        moved_to: str | None,
+        item_count: int | None,
+    ) -> None:
         row = self.conn.execute(select(sources.c.item_counts).where(sources.c.name == name)).first()
         counts = list(row.item_counts or []) if row else []
         if item_count is not None:
             counts = [*counts, item_count][-5:]
         values: dict[str, Any] = dict(
-            last_poll=now, last_success=now, last_status=status, consecutive_failures=0,
-            failing_since=None, warnings=list(warnings), next_poll=next_poll, moved_to=moved_to,
-            item_counts=counts, http_status=None,
+            last_poll=now,
+            last_success=now,
+            last_status=status,
+            consecutive_failures=0,
+            failing_since=None,
+            warnings=list(warnings),
+            next_poll=next_poll,
+            moved_to=moved_to,
+            item_counts=counts,
+            http_status=None,
         )
         if status != "not_modified" or etag or last_modified:
             values.update(etag=etag, last_modified=last_modified)
@@ -367,37 +505,72 @@ class Tx:
             values.pop("warnings")  # nothing was re-read: the last poll's warnings still hold
         self.conn.execute(sources.update().where(sources.c.name == name).values(values))
 
-    def record_error(self, name: str, *, now: datetime, error: str, http_status: int | None,
-                     next_poll: datetime | None) -> None:
-        row = self.conn.execute(select(sources.c.consecutive_failures, sources.c.failing_since)
-                                .where(sources.c.name == name)).first()
+    def record_error(
+        self,
+        name: str,
+        *,
+        now: datetime,
+        error: str,
+        http_status: int | None,
+        next_poll: datetime | None,
+    ) -> None:
+        row = self.conn.execute(
+            select(sources.c.consecutive_failures, sources.c.failing_since).where(
+                sources.c.name == name
+            )
+        ).first()
         failures = (row.consecutive_failures or 0) + 1 if row else 1
-        self.conn.execute(sources.update().where(sources.c.name == name).values(
-            last_poll=now, last_status="error", last_error=error, last_error_at=now,
-            http_status=http_status, consecutive_failures=failures,
-            failing_since=(row.failing_since if row and row.failing_since else now),
-            next_poll=next_poll))
+        self.conn.execute(
+            sources.update()
+            .where(sources.c.name == name)
+            .values(
+                last_poll=now,
+                last_status="error",
+                last_error=error,
+                last_error_at=now,
+                http_status=http_status,
+                consecutive_failures=failures,
+                failing_since=(row.failing_since if row and row.failing_since else now),
+                next_poll=next_poll,
+            )
+        )
 
     # --- digest ledger -------------------------------------------------------------------------
 
-    def mark_delivered(self, recipient: str, story_ids: Iterable[int], message_id: str, now: datetime) -> None:
+    def mark_delivered(
+        self, recipient: str, story_ids: Iterable[int], message_id: str, now: datetime
+    ) -> None:
         for story_id in story_ids:
-            exists = self.conn.execute(select(deliveries.c.story_id).where(
-                deliveries.c.recipient == recipient, deliveries.c.story_id == story_id)).first()
+            exists = self.conn.execute(
+                select(deliveries.c.story_id).where(
+                    deliveries.c.recipient == recipient, deliveries.c.story_id == story_id
+                )
+            ).first()
             if not exists:
-                self.conn.execute(deliveries.insert().values(
-                    recipient=recipient, story_id=story_id, sent_at=now, message_id=message_id))
+                self.conn.execute(
+                    deliveries.insert().values(
+                        recipient=recipient, story_id=story_id, sent_at=now, message_id=message_id
+                    )
+                )
         self._digest_run(recipient, now, last_sent=now, last_error=None, failures=0)
 
     def record_digest_failure(self, recipient: str, error: str, now: datetime) -> None:
-        row = self.conn.execute(select(digest_runs.c.failures).where(digest_runs.c.recipient == recipient)).first()
-        self._digest_run(recipient, now, last_error=error, failures=(row.failures if row else 0) + 1)
+        row = self.conn.execute(
+            select(digest_runs.c.failures).where(digest_runs.c.recipient == recipient)
+        ).first()
+        self._digest_run(
+            recipient, now, last_error=error, failures=(row.failures if row else 0) + 1
+        )
 
     def _digest_run(self, recipient: str, now: datetime, **values: Any) -> None:
         values["last_attempt"] = now
-        exists = self.conn.execute(select(digest_runs.c.recipient).where(digest_runs.c.recipient == recipient)).first()
+        exists = self.conn.execute(
+            select(digest_runs.c.recipient).where(digest_runs.c.recipient == recipient)
+        ).first()
         if exists:
-            self.conn.execute(digest_runs.update().where(digest_runs.c.recipient == recipient).values(values))
+            self.conn.execute(
+                digest_runs.update().where(digest_runs.c.recipient == recipient).values(values)
+            )
         else:
             values.setdefault("failures", 0)
             self.conn.execute(digest_runs.insert().values(recipient=recipient, **values))
@@ -411,12 +584,21 @@ def _inserted_id(result: Any) -> int:
 
 def _values(article: Article) -> dict[str, Any]:
     return dict(
-        source=article.source, key=article.key, guid=article.guid, url=article.url,
-        link=article.link, title=article.title, summary=article.summary, content=article.content,
-        author=article.author, published=article.published, source_updated=article.source_updated,
+        source=article.source,
+        key=article.key,
+        guid=article.guid,
+        url=article.url,
+        link=article.link,
+        title=article.title,
+        summary=article.summary,
+        content=article.content,
+        author=article.author,
+        published=article.published,
+        source_updated=article.source_updated,
         tags=list(article.tags),
         enclosures=[e.__dict__ for e in article.enclosures],
-        content_hash=article.content_hash, text_hash=article.text_hash,
+        content_hash=article.content_hash,
+        text_hash=article.text_hash,
     )
 
 
@@ -426,8 +608,11 @@ def dumps(value: Any) -> str:
 
 def _undelivered_query(recipient: str, floor: datetime) -> Any:
     delivered = select(deliveries.c.story_id).where(deliveries.c.recipient == recipient)
-    return (select(stories).where(stories.c.first_seen > floor, stories.c.id.not_in(delivered))
-            .order_by(stories.c.first_seen, stories.c.id))
+    return (
+        select(stories)
+        .where(stories.c.first_seen > floor, stories.c.id.not_in(delivered))
+        .order_by(stories.c.first_seen, stories.c.id)
+    )
 
 
 class DigestLedger:
@@ -438,22 +623,34 @@ class DigestLedger:
 
     def undelivered(self, recipient: str, floor: datetime) -> list[Story]:
         with self.store.reading() as conn:
-            return self.store._stories(conn, conn.execute(_undelivered_query(recipient, floor)).all())
+            return self.store._stories(
+                conn, conn.execute(_undelivered_query(recipient, floor)).all()
+            )
 
     def last_sent(self, recipient: str) -> datetime | None:
         with self.store.reading() as conn:
-            return conn.execute(select(digest_runs.c.last_sent).where(
-                digest_runs.c.recipient == recipient)).scalar()
+            return conn.execute(
+                select(digest_runs.c.last_sent).where(digest_runs.c.recipient == recipient)
+            ).scalar()
 
     def failures(self, recipient: str) -> int:
         with self.store.reading() as conn:
-            return int(conn.execute(select(digest_runs.c.failures).where(
-                digest_runs.c.recipient == recipient)).scalar() or 0)
+            return int(
+                conn.execute(
+                    select(digest_runs.c.failures).where(digest_runs.c.recipient == recipient)
+                ).scalar()
+                or 0
+            )
 
     def delivered_count(self, recipient: str) -> int:
         with self.store.reading() as conn:
-            return int(conn.execute(select(func.count()).select_from(deliveries).where(
-                deliveries.c.recipient == recipient)).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(deliveries)
+                    .where(deliveries.c.recipient == recipient)
+                ).scalar_one()
+            )
 
     def last_run(self) -> datetime | None:
         with self.store.reading() as conn:

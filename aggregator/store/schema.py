@@ -152,12 +152,18 @@ def migrate(conn: Connection) -> int:
     row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
     found = int(row[0]) if row else 0
     if found > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema version {found} is newer than this program ({SCHEMA_VERSION})")
+        raise RuntimeError(
+            f"database schema version {found} is newer than this program ({SCHEMA_VERSION})"
+        )
     for step in MIGRATIONS[found:]:
         step(conn)
     if found != SCHEMA_VERSION:
         if row:
-            conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+            conn.execute(
+                meta.update()
+                .where(meta.c.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
+            )
         else:
             conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
     conn.execute(text("SELECT 1"))
