@@ -27,6 +27,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -137,7 +138,7 @@ class Poller:
         self._index: dedupe.Index | None = None
         self._index_lock = threading.Lock()
         self._pool: Executor | None = None
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self.stopping = threading.Event()  # set on shutdown: sources not yet fetched are skipped
 
     def close(self) -> None:
@@ -169,6 +170,7 @@ class Poller:
             return self._fetch_source(source, states.get(source.name), now_fn)
 
         parsing: dict[Future[Any], Outcome] = {}
+        quiet: list[Outcome] = []
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as threads:
             pending: set[Future[Any]] = {threads.submit(fetch_one, s) for s in sources}
             while pending:
@@ -189,13 +191,18 @@ class Poller:
                             self._parse_inline(outcome, args)
                     try:
                         name = outcome.source.name
-                        reports[name] = (
-                            PollReport(name, "skipped")
-                            if outcome.skipped
-                            else self._save(outcome, now_fn())
-                        )
+                        if outcome.skipped:
+                            reports[name] = PollReport(name, "skipped")
+                        elif _quiet(outcome):
+                            quiet.append(outcome)
+                        else:
+                            reports[name] = self._save(outcome, now_fn())
                     finally:
                         window.release()
+                if len(quiet) >= 200 or (quiet and not pending):
+                    for report in self._save_quiet(quiet, now_fn()):
+                        reports[report.source] = report
+                    quiet = []
         return [reports[s.name] for s in sources]
 
     @staticmethod
@@ -507,7 +514,12 @@ class Poller:
 
     # --- store ---------------------------------------------------------------------------------
 
-    def _save(self, outcome: Outcome, now: datetime) -> PollReport:
+    def _save_quiet(self, outcomes: list[Outcome], now: datetime) -> list[PollReport]:
+        """Not-modified sources change only their bookkeeping: one transaction for all."""
+        with self._write_lock, self.store.transaction() as tx:
+            return [self._save(outcome, now, tx) for outcome in outcomes]
+
+    def _save(self, outcome: Outcome, now: datetime, shared: Tx | None = None) -> PollReport:
         """One transaction per source. A failure rolls back everything of this source."""
         source = outcome.source
         duration = time.monotonic() - outcome.started
@@ -518,7 +530,7 @@ class Poller:
                 return self._save_error(outcome, now, duration)
             warnings = self._breakage_warnings(outcome)
             try:
-                with self.store.transaction() as tx:
+                with nullcontext(shared) if shared else self.store.transaction() as tx:
                     new, updated = self._store_articles(
                         tx, source, outcome.articles, now, outcome.prepared
                     )
@@ -672,6 +684,11 @@ class Poller:
             if self._index is None:
                 self._index = load_index(self.config, self.store)
             return self._index
+
+
+def _quiet(outcome: Outcome) -> bool:
+    fetched = outcome.fetched
+    return bool(fetched and fetched.not_modified and outcome.error is None and not outcome.articles)
 
 
 def _lower_bound(outcome: Outcome) -> int | None:

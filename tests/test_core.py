@@ -291,3 +291,32 @@ def test_sources_table_shows_health(tmp_path: Path, httpserver: HTTPServer) -> N
     bad_line = next(line for line in table if line.startswith("bad"))
     assert " ok " in good_line and " 2 " in good_line
     assert "error" in bad_line and "HTTP 503" in bad_line
+
+
+def test_many_sources_through_the_worker_pool_then_all_not_modified(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    body = (FEEDS / "rss20.xml").read_text()
+
+    def handler(request: Request) -> Response:
+        number = request.path.rsplit("/", 1)[1]
+        etag = f'"feed-{number}"'
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        text = body.replace("riverbend.example.org", f"site{number}.example.org").replace(
+            "riverbend-2026", f"site{number}-2026"
+        )
+        return Response(text, content_type="application/rss+xml", headers={"ETag": etag})
+
+    import re
+
+    httpserver.expect_request(re.compile(r"/many/\d+")).respond_with_handler(handler)
+    sources = [{"name": f"s{n}", "url": httpserver.url_for(f"/many/{n}")} for n in range(12)]
+    config = write_config(tmp_path, sources, dedupe={"enabled": False})
+    first = run_cli("-c", str(config), "poll")
+    assert first.out.count("ok new=3 updated=0") == 12, first.out
+    second = run_cli("-c", str(config), "poll")
+    assert second.out.count("not modified") == 12, second.out
+    assert rows(tmp_path, "select count(*) from articles") == [(36,)]
+    polled = rows(tmp_path, "select count(*) from sources where last_status = 'not_modified'")
+    assert polled == [(12,)]
