@@ -137,6 +137,7 @@ class Poller:
         self.limiter = HostLimiter(config.poll.per_host)
         self._index: dedupe.Index | None = None
         self._index_lock = threading.Lock()
+        self._pruned = datetime.now().astimezone()
         self._pool: Executor | None = None
         self._write_lock = threading.RLock()
         self.stopping = threading.Event()  # set on shutdown: sources not yet fetched are skipped
@@ -681,8 +682,13 @@ class Poller:
     def _dedupe_index(self) -> dedupe.Index:
         """Built lazily from the stored fingerprints: a poll with nothing new never pays for it."""
         with self._index_lock:
+            now = datetime.now().astimezone()
             if self._index is None:
                 self._index = load_index(self.config, self.store)
+                self._pruned = now
+            elif now - self._pruned > timedelta(days=1):  # a long-running service stays bounded
+                self._index.prune(now - 2 * self.config.dedupe.window - timedelta(days=1))
+                self._pruned = now
             return self._index
 
 

@@ -363,3 +363,35 @@ def test_cron_trigger_fires_at_local_time() -> None:
     weekly = DigestConfig(schedule="0 7 * * 1", timezone="Asia/Shanghai")
     assert missed_run(weekly, None, datetime(2026, 11, 23, 6, 0, tzinfo=UTC))
     assert not missed_run(weekly, None, datetime(2026, 11, 25, 6, 0, tzinfo=UTC))
+
+
+def test_templates_can_be_overridden_and_dead_sources_are_reported(
+    tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    folder = tmp_path / "mytemplates"
+    folder.mkdir()
+    (folder / "digest.txt").write_text(
+        "OUR OFFICE DIGEST {{ count }}\n{% for g in groups %}{% for s in g.stories %}"
+        "- {{ s.preferred.article.title }}\n{% endfor %}{% endfor %}"
+        "{% for name, since in failing %}FAILING: {{ name }}\n{% endfor %}",
+        encoding="utf-8",
+    )
+    config = setup(
+        tmp_path,
+        httpserver,
+        port,
+        templates=str(folder),
+        recipients=[{"address": "office@example.org"}],
+    )
+    with sqlite3.connect(tmp_path / "data" / "test.db") as conn:  # a source failing for 4 days
+        conn.execute(
+            "update sources set failing_since = datetime('now', '-4 days'), last_status = 'error' "
+            "where name = 'Riverbend'"
+        )
+    assert run_cli("-c", str(config), "digest").code == 0
+    text = text_part(inbox.messages[0])
+    assert text.startswith("OUR OFFICE DIGEST 5")
+    assert "FAILING: Riverbend" in text
+    html = html_part(inbox.messages[0])  # not overridden: the built-in HTML, with the footer
+    assert "1 个来源持续失败" in html or "1 sources have been failing" in html

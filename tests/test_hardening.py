@@ -278,3 +278,31 @@ def test_credentials_in_urls_never_reach_output_or_logs(tmp_path: Path) -> None:
     assert any("source=private status=error" in line["message"] for line in lines)
     listed = run_cli("-c", str(config), "sources", "--json").out
     assert "hunter2" not in listed and "http://***@127.0.0.1:9/feed" in listed
+
+
+def test_never_more_than_per_host_requests_at_once(tmp_path: Path, httpserver: HTTPServer) -> None:
+    import threading
+
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+    body = (FEEDS / "atom10.xml").read_bytes()
+
+    def handler(request: Request) -> Response:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.3)
+        with lock:
+            state["now"] -= 1
+        return Response(body, content_type="application/atom+xml")
+
+    import re
+
+    httpserver.expect_request(re.compile(r"/host/\d+")).respond_with_handler(handler)
+    sources = [{"name": f"h{n}", "url": httpserver.url_for(f"/host/{n}")} for n in range(8)]
+    config = write_config(
+        tmp_path, sources, poll={"concurrency": 8, "per_host": 2}, dedupe={"enabled": False}
+    )
+    result = run_cli("-c", str(config), "poll")
+    assert result.out.count(" ok new=") == 8
+    assert state["peak"] == 2
