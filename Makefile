@@ -31,6 +31,9 @@ format: $(BIN)/aggregator
 bench: $(BIN)/aggregator        ## benchmarks (print figures; not part of the tests)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/poll.py --sizes 200,1000
+	$(BIN)/python bench/scrape.py
+	$(BIN)/python bench/dedupe.py --sizes 10000,50000,200000
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
