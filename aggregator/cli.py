@@ -135,6 +135,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    if level.upper() != "DEBUG":  # one line per job run every few seconds is noise
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _config(args: argparse.Namespace) -> Config:
