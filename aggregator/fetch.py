@@ -45,26 +45,26 @@ def is_public_address(ip: str) -> bool:
     return address.is_global and not address.is_multicast
 
 
-class _GuardedConnection(HTTPConnection):
+class _Guard:
     """Checks the address actually connected to, after DNS, so rebinding can't dodge it."""
 
+    host: str
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         peer = sock.getpeername()[0]
         if not is_public_address(peer):
             sock.close()
-            raise NewConnectionError(self, f"{self.host} {_BLOCKED} {peer}")
+            raise NewConnectionError(self, f"{self.host} {_BLOCKED} {peer}")  # type: ignore[arg-type]
         return sock
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        peer = sock.getpeername()[0]
-        if not is_public_address(peer):
-            sock.close()
-            raise NewConnectionError(self, f"{self.host} {_BLOCKED} {peer}")
-        return sock
+class _GuardedConnection(_Guard, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_Guard, HTTPSConnection):
+    pass
 
 
 class _GuardedPool(HTTPConnectionPool):

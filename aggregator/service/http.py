@@ -10,7 +10,7 @@ import gzip
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -146,21 +146,20 @@ def create_app(
     feeds = FileCache(Path(config.output.atom_path))
     pages = FileCache(Path(config.output.html_path))
 
-    async def feed(request: Request) -> Response:
-        cached = feeds.get()
-        if cached is None:
-            return Response(
-                "The feed has not been built yet.\n", status_code=503, media_type="text/plain"
-            )
-        return _conditional(request, cached, "application/atom+xml; charset=utf-8")
+    def serving(
+        cache: FileCache, media_type: str, what: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            cached = cache.get()
+            if cached is None:
+                message = f"The {what} has not been built yet.\n"
+                return Response(message, status_code=503, media_type="text/plain")
+            return _conditional(request, cached, media_type)
 
-    async def index(request: Request) -> Response:
-        cached = pages.get()
-        if cached is None:
-            return Response(
-                "The page has not been built yet.\n", status_code=503, media_type="text/plain"
-            )
-        return _conditional(request, cached, "text/html; charset=utf-8")
+        return endpoint
+
+    feed = serving(feeds, "application/atom+xml; charset=utf-8", "feed")
+    index = serving(pages, "text/html; charset=utf-8", "page")
 
     def healthz(request: Request) -> Response:
         return JSONResponse(health_document(get_config(), store, datetime.now(UTC), config_error()))
