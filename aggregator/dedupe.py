@@ -56,6 +56,8 @@ STAGE_NEW, STAGE_DISABLED = "new", "disabled"
 _CJK = "\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 _TOKEN = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")  # one CJK character, or one latin word
+_LATIN_WORD = re.compile(f"[^\\W_{_CJK}]+")
+_CJK_RANGES = ((0x2E80, 0x9FFF), (0xF900, 0xFAFF), (0x3040, 0x30FF), (0xAC00, 0xD7AF))
 _NON_WORD = re.compile(r"[\W_]+")
 _SPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<[^>]*>")
@@ -171,9 +173,116 @@ def _ts_table() -> dict[int, str]:
     return table
 
 
+@functools.cache
+def _traditional() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Any character `_ts_table` changes, in the Basic Multilingual Plane and beyond it: text
+    without one skips the translation. Two patterns, as a class with astral characters is
+    matched by a slow linear scan and a class of BMP ones by a fast bitmap."""
+    bmp = "".join(re.escape(chr(c)) for c in sorted(_ts_table()) if c <= 0xFFFF)
+    astral = "".join(re.escape(chr(c)) for c in sorted(_ts_table()) if c > 0xFFFF)
+    return re.compile(f"[{bmp}]"), re.compile(f"[{astral}]" if astral else "(?!)")
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _has_traditional(text: str) -> bool:
+    bmp, astral = _traditional()
+    return bool(bmp.search(text) or (_ASTRAL.search(text) and astral.search(text)))
+
+
+@functools.cache
+def _compat_table() -> dict[int, str]:
+    """Character -> its compatibility decomposition (NFKD), for the characters of the Basic
+    Multilingual Plane whose decomposition is already in NFKC: full-width forms, the
+    ideographic space, `…`, circled numbers and the like.
+
+    Replacing characters by their own NFKD leaves the NFKD of the whole text unchanged, so
+    when the result is in NFKC it *is* the NFKC of the text. `translate` does that in one
+    cheap pass where `unicodedata.normalize` composes the whole text again.
+    """
+    table: dict[int, str] = {}
+    for code in range(0x10000):
+        char = chr(code)
+        if not unicodedata.decomposition(char):  # Hangul syllables too: NFKC recomposes them
+            continue
+        decomposed = unicodedata.normalize("NFKD", char)
+        if decomposed != char and unicodedata.is_normalized("NFKC", decomposed):
+            table[code] = decomposed
+    return table
+
+
+def _nfkc(text: str) -> str:
+    """`unicodedata.normalize("NFKC", text)`, faster for the usual text (see `_compat_table`)."""
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    simple = text.translate(_compat_table())
+    if unicodedata.is_normalized("NFKC", simple):
+        return simple
+    return unicodedata.normalize("NFKC", text)
+
+
 def fold(text: str) -> str:
     """NFKC (full-width forms), traditional -> simplified, lower case: the spelling-free form."""
-    return unicodedata.normalize("NFKC", text).translate(_ts_table()).lower()
+    if len(text) >= _FOLD_ARRAYS_FROM:
+        folded = _fold_points(text)
+        if folded is not None:
+            return folded
+    text = _nfkc(text)
+    if _has_traditional(text):
+        text = text.translate(_ts_table())
+    return text.lower()
+
+
+_FOLD_ARRAYS_FROM = 200  # characters: below this the fixed cost of the arrays does not pay
+
+
+@functools.cache
+def _fold_arrays() -> tuple[
+    npt.NDArray[np.uint32], npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.bool_]
+]:
+    """`_compat_table` and `_ts_table` as BMP lookup arrays (code point -> code point), with
+    what they cannot say that way flagged: a decomposition of several characters, a
+    simplified form outside the BMP."""
+    compat = np.arange(0x10000, dtype=np.uint32)
+    compat_long = np.zeros(0x10000, dtype=bool)
+    for code, decomposed in _compat_table().items():
+        if len(decomposed) == 1:
+            compat[code] = ord(decomposed)
+        else:
+            compat_long[code] = True
+    simplified = np.arange(0x10000, dtype=np.uint32)
+    astral = np.zeros(0x10000, dtype=bool)
+    for code, simple in _ts_table().items():
+        if code > 0xFFFF:
+            continue  # text with astral characters never takes the array path
+        if len(simple) == 1 and ord(simple) <= 0xFFFF:
+            simplified[code] = ord(simple)
+        else:
+            astral[code] = True
+    return compat, compat_long, simplified, astral
+
+
+def _fold_points(text: str) -> str | None:
+    """`fold` on code point arrays, or None when the text needs the general path (astral
+    characters, a compatibility form of several characters, NFKC that needs composition)."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if int(points.max()) > 0xFFFF:
+        return None
+    compat, compat_long, simplified, astral = _fold_arrays()
+    if not unicodedata.is_normalized("NFKC", text):
+        if compat_long[points].any():
+            return None
+        points = compat[points]
+        text = points.tobytes().decode("utf-32-le", "surrogatepass")
+        if not unicodedata.is_normalized("NFKC", text):  # see `_compat_table`
+            return None
+    if astral[points].any():
+        return None
+    mapped = simplified[points]
+    if not np.array_equal(mapped, points):
+        text = mapped.tobytes().decode("utf-32-le", "surrogatepass")
+    return text.lower()
 
 
 _PREFIX = re.compile(r"^\s*(?:【[^】]{0,20}】|\[[^\]]{0,20}\])\s*")
@@ -243,7 +352,15 @@ def doc_number(text: str) -> str | None:
     return _doc_in(fold(text))
 
 
+# The bracketed year and number `_DOC` needs: without them somewhere in the text there is no
+# match, and this scan is much cheaper than `_DOC`'s (which tries 2-12 CJK characters at
+# every CJK position of a body).
+_DOC_HINT = re.compile(r"[〔\[(【]\s*(?:19|20)\d{2}\s*[〕\])】]\s*第?\s*\d{1,5}\s*号")
+
+
 def _doc_in(folded: str) -> str | None:
+    if not _DOC_HINT.search(folded):
+        return None
     match = _DOC.search(folded)
     if not match:
         return None
@@ -261,7 +378,8 @@ def body_text(article: Article) -> str:
         text = html.unescape(_TAG.sub("", _BLOCK.sub("\n", article.content)))
     if not text.strip():
         text = article.summary or ""
-    lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
+    # " ".join(line.split()) == _SPACE.sub(" ", line).strip(): both split on str.isspace()
+    lines = (" ".join(line.split()) for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
 
@@ -279,10 +397,16 @@ _NOISE_LINE_MAX = 200  # a longer line starting like furniture is content
 def content_lines(text: str) -> list[str]:
     """Folded body lines without the built-in furniture: editor and source credits, share
     and print links, image captions, update stamps."""
+    folded = fold(text)
+    if "(" in folded or "（" in folded:  # what `_INLINE_NOISE` starts with
+        raws = [_INLINE_NOISE.sub("", raw) for raw in folded.split("\n")]
+    else:
+        raws = folded.split("\n")
     lines = []
-    for raw in fold(text).split("\n"):
-        line = _INLINE_NOISE.sub("", raw).strip()
-        if not line or (len(line) <= _NOISE_LINE_MAX and _NOISE_LINE.match(line)):
+    noise = _NOISE_LINE.match
+    for raw in raws:
+        line = raw.strip()
+        if not line or (len(line) <= _NOISE_LINE_MAX and noise(line)):
             continue
         lines.append(line)
     return lines
@@ -291,6 +415,26 @@ def content_lines(text: str) -> list[str]:
 def line_key(line: str) -> int:
     """A line's identity for boilerplate counting: whitespace and punctuation ignored."""
     return zlib.crc32(_NON_WORD.sub("", line).encode("utf-8"))
+
+
+def _line_words(lines: list[str]) -> list[str]:
+    """Each line without whitespace and punctuation (`_NON_WORD.sub("", line)`, which keeps
+    the characters that are `str.isalnum`): what `line_key` hashes and the body length
+    counts. Done on all lines at once, with a table instead of the regex where it can be."""
+    body = "\n".join(lines)
+    if body.isascii():
+        words = body.translate(_ASCII_LINE_WORDS).split("\n")
+    else:
+        points = np.frombuffer(body.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if int(points.max(initial=0)) > 0xFFFF:
+            words = []
+        else:
+            keep = _alnum()[points] | (points == 10)
+            words = points[keep].tobytes().decode("utf-32-le").split("\n")
+    if len(words) != len(lines):  # astral characters, or a line with a line break
+        strip = _NON_WORD.sub
+        return [strip("", line) for line in lines]
+    return words
 
 
 # --- MinHash ------------------------------------------------------------------------------
@@ -303,6 +447,7 @@ def line_key(line: str) -> int:
 _PERM_RNG = np.random.RandomState(1)
 _PERM_A = _PERM_RNG.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
 _PERM_B = _PERM_RNG.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+_PERM_A_COLUMN, _PERM_B_COLUMN = _PERM_A[:, None].copy(), _PERM_B[:, None].copy()
 _SIG_BYTES = 8 + 4 * NUM_PERM
 _U32 = np.dtype("<u4")  # stored signatures are little-endian whatever the host
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -317,6 +462,85 @@ def _fmix32(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
     return values ^ (values >> np.uint32(16))
 
 
+class _TokenCodes(dict[str, int]):
+    """Token -> code (a single character's code point, else the CRC-32 of the word), filled
+    on demand: looking a word up is much cheaper than hashing it again. Bounded."""
+
+    LIMIT = 50_000
+
+    def __missing__(self, token: str) -> int:
+        code = ord(token) if len(token) == 1 else zlib.crc32(token.encode("utf-8"))
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[token] = code
+        return code
+
+
+_TOKEN_CODES = _TokenCodes()
+# ASCII text: every character but a letter or digit to a space, so `split` yields the words.
+_ASCII_WORDS = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
+_CJK_TOKEN, _WORD = 1, 2  # `_char_classes` values; 0: neither
+_FEW_WORDS = 48  # up to this many latin words in non-ASCII text are sliced out one by one
+
+
+@functools.cache
+def _alnum() -> npt.NDArray[np.bool_]:
+    """Per BMP code point: `str.isalnum`, which is what `[^\\W_]` matches."""
+    return np.fromiter((chr(c).isalnum() for c in range(0x10000)), dtype=bool, count=0x10000)
+
+
+# ASCII lines: everything but letters, digits and line breaks deleted.
+_ASCII_LINE_WORDS = str.maketrans(
+    {c: None for c in map(chr, range(128)) if not c.isalnum() and c != "\n"}
+)
+
+
+@functools.cache
+def _char_classes() -> npt.NDArray[np.uint8]:
+    """Per BMP code point what `_TOKEN` makes of it: a CJK token, part of a latin word
+    (`[^\\W_]` is `str.isalnum`), or nothing."""
+    classes = np.zeros(0x10000, dtype=np.uint8)
+    classes[_alnum()] = _WORD
+    for low, high in _CJK_RANGES:
+        classes[low : high + 1] = _CJK_TOKEN
+    return classes
+
+
+def _token_codes(text: str) -> npt.NDArray[np.uint64]:
+    """The code of each `_TOKEN` of the text, in order (see `_TokenCodes`), mostly vectorized:
+    the regex would make a string of every CJK character."""
+    if text.isascii():
+        words = text.translate(_ASCII_WORDS).split()
+        return np.fromiter(map(_TOKEN_CODES.__getitem__, words), dtype=np.uint64, count=len(words))
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if int(points.max()) > 0xFFFF:
+        tokens = _TOKEN.findall(text)
+        return np.fromiter(
+            map(_TOKEN_CODES.__getitem__, tokens), dtype=np.uint64, count=len(tokens)
+        )
+    classes = _char_classes()[points]
+    word = classes == _WORD
+    starts = word.copy()
+    starts[1:] &= ~word[:-1]
+    word_starts = np.flatnonzero(starts)
+    starts |= classes == _CJK_TOKEN
+    at = np.flatnonzero(starts)
+    codes = points[at].astype(np.uint64)  # a CJK character's code is its code point
+    if len(word_starts):
+        if len(word_starts) <= _FEW_WORDS:
+            ends = np.flatnonzero(
+                word[word_starts[0] :] & ~np.append(word[word_starts[0] + 1 :], False)
+            )
+            ends += word_starts[0] + 1
+            words = [text[a:b] for a, b in zip(word_starts.tolist(), ends.tolist(), strict=True)]
+        else:
+            words = _LATIN_WORD.findall(text)
+        codes[word[at]] = np.fromiter(
+            map(_TOKEN_CODES.__getitem__, words), dtype=np.uint64, count=len(words)
+        )
+    return codes
+
+
 def shingle_hashes(text: str) -> npt.NDArray[np.uint32]:
     """Distinct 32-bit hashes of token 3-grams of folded text, punctuation and spaces ignored.
 
@@ -324,26 +548,27 @@ def shingle_hashes(text: str) -> npt.NDArray[np.uint32]:
     whole latin words: latin character 3-grams are so few that unrelated English texts would
     share a large part of them.
     """
-    tokens = _TOKEN.findall(text)
-    if not tokens:
+    codes = _token_codes(text)
+    if not len(codes):
         return np.zeros(0, dtype=np.uint32)
-    codes = np.fromiter(
-        (ord(t) if len(t) == 1 else zlib.crc32(t.encode("utf-8")) for t in tokens),
-        dtype=np.uint64,
-        count=len(tokens),
-    )
     if len(codes) >= 3:
         codes = ((codes[:-2] * _GOLDEN) ^ codes[1:-1]) * _GOLDEN ^ codes[2:]
         codes = (codes * _GOLDEN) >> np.uint64(32)
-    return np.unique(codes.astype(np.uint32))
+    hashes = codes.astype(np.uint32)
+    hashes.sort()
+    keep = np.empty(len(hashes), dtype=bool)
+    keep[0] = True
+    np.not_equal(hashes[1:], hashes[:-1], out=keep[1:])
+    return hashes[keep]  # == np.unique(hashes), without its overhead
 
 
 def minhash(shingles: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
     """NUM_PERM minimum permuted hashes of a shingle set (all 0xFFFFFFFF for an empty set)."""
     if len(shingles) == 0:
         return np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
-    mixed = _fmix32(shingles)[:, None]
-    return (mixed * _PERM_A + _PERM_B).min(axis=0)
+    permuted = _PERM_A_COLUMN * _fmix32(shingles)  # one row a permutation: a faster min
+    permuted += _PERM_B_COLUMN
+    return permuted.min(axis=1)
 
 
 def make_signature(text: str, body_chars: int) -> bytes:
@@ -371,7 +596,8 @@ def _valid_signature(signature: bytes) -> bool:
 def fingerprint(article: Article, drop_lines: frozenset[int] = frozenset()) -> Fingerprint:
     """Fingerprint of one article; `drop_lines` are line keys known to be source boilerplate
     (`Index.fingerprint` supplies them from what it has seen of the source)."""
-    return _fingerprint(article.title, content_lines(body_text(article)), drop_lines)
+    lines = content_lines(body_text(article))
+    return _fingerprint(article.title, lines, _line_words(lines), drop_lines)
 
 
 @dataclass(frozen=True)
@@ -387,24 +613,37 @@ class Prepared:
 
 def prepare(article: Article, boilerplate: frozenset[int] = frozenset()) -> Prepared:
     lines = content_lines(body_text(article))
-    keys = tuple(line_key(line) for line in lines if len(line) <= 300)
+    words = _line_words(lines)
+    keys = tuple(
+        zlib.crc32(w.encode("utf-8"))
+        for line, w in zip(lines, words, strict=True)
+        if len(line) <= 300
+    )
     return Prepared(
-        keys, boilerplate.intersection(keys), _fingerprint(article.title, lines, boilerplate)
+        keys, boilerplate.intersection(keys), _fingerprint(article.title, lines, words, boilerplate)
     )
 
 
-def _fingerprint(title: str, lines: list[str], drop: frozenset[int]) -> Fingerprint:
+def _fingerprint(
+    title: str, lines: list[str], words: list[str], drop: frozenset[int]
+) -> Fingerprint:
     """The signature covers the title and the body without furniture; if dropping learned
     boilerplate would leave almost nothing, the learned part is ignored (a source that
-    posts one text three times must not lose that text)."""
-    kept = [line for line in lines if line_key(line) not in drop] if drop else lines
-    chars = len(_NON_WORD.sub("", "".join(kept)))
-    if chars < MIN_BODY and kept is not lines:
-        kept, chars = lines, len(_NON_WORD.sub("", "".join(lines)))
+    posts one text three times must not lose that text). `words` are `_line_words(lines)`."""
+    kept = lines
+    chars = sum(map(len, words))  # == len(_NON_WORD.sub("", "".join(lines)))
+    if drop:
+        keep = [zlib.crc32(w.encode("utf-8")) not in drop for w in words]
+        if not all(keep):
+            kept_chars = sum(len(w) for w, k in zip(words, keep, strict=True) if k)
+            if kept_chars >= MIN_BODY:
+                kept = [line for line, k in zip(lines, keep, strict=True) if k]
+                chars = kept_chars
     folded = fold(title)
-    text = "\n".join(kept)
+    body = "\n".join(lines)
+    text = body if kept is lines else "\n".join(kept)
     signature = make_signature(f"{folded}\n{text}", chars) if chars >= MIN_BODY else None
-    number = _doc_in(folded) or _doc_in("\n".join(lines))
+    number = _doc_in(folded) or _doc_in(body)
     return Fingerprint(_title_key(folded), number, signature)
 
 
@@ -693,8 +932,9 @@ class _Bands:
     values) pair is hashed to one uint32 (a chance collision only adds a candidate, which
     verification drops); settled keys live in one sorted array with a parallel int32 row
     array (8 bytes a key, found with searchsorted). The newest CHUNK rows wait in a fixed
-    matrix, keyed in batches and scanned with one vectorized comparison, then merged into
-    the sorted arrays; batching keeps a start-up rebuild of 200k rows to seconds.
+    matrix, keyed in batches, then merged into the sorted arrays; batching keeps a start-up
+    rebuild of 200k rows to seconds. Queries find pending rows through a dict of their
+    (band, key) pairs, built as they are keyed (up to CHUNK x bands entries, ~13 MB).
     """
 
     CHUNK = 4096  # pending rows: a scan costs ~CHUNK x bands compares, a merge one array pass
@@ -710,6 +950,9 @@ class _Bands:
         self._pending_keys = np.zeros((self.CHUNK, bands), dtype=np.uint32)
         self._pending_rows = np.zeros(self.CHUNK, dtype=np.int32)
         self._pending = self._keyed = 0
+        # (band << 32 | key) -> pending rows with that key in that band, oldest first
+        self._pending_index: dict[int, int | list[int]] = {}
+        self._band_bits = np.arange(bands, dtype=np.uint64) << np.uint64(32)
 
     def keys(self, hashes: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
         """Band keys of a signature (1-d) or of each row of a signature matrix (2-d): per band
@@ -726,15 +969,29 @@ class _Bands:
         if self._pending == self.CHUNK:
             self.merge()
 
-    def _key_pending(self) -> None:
+    def _key_pending(self, index: bool) -> None:
         if self._keyed < self._pending:
             new = slice(self._keyed, self._pending)
-            self._pending_keys[new] = self.keys(self._pending_sigs[new])
+            keys = self.keys(self._pending_sigs[new])
+            self._pending_keys[new] = keys
             self._keyed = self._pending
+            if index:
+                table = self._pending_index
+                pairs = (keys.astype(np.uint64) | self._band_bits).tolist()
+                for row, row_pairs in zip(self._pending_rows[new].tolist(), pairs, strict=True):
+                    for pair in row_pairs:
+                        old = table.get(pair)
+                        if old is None:
+                            table[pair] = row
+                        elif isinstance(old, list):
+                            old.append(row)
+                        else:
+                            table[pair] = [old, row]
 
     def merge(self) -> None:
         """Move the pending rows into the sorted arrays, newer rows after older in a bucket."""
-        self._key_pending()
+        self._key_pending(index=False)
+        self._pending_index = {}
         count, self._pending, self._keyed = self._pending, 0, 0
         if not count:
             return
@@ -754,11 +1011,16 @@ class _Bands:
             if hi > lo:
                 found.update(self._rows[max(lo, hi - BUCKET_CAP) : hi].tolist())
         if self._pending:
-            self._key_pending()
-            hits = self._pending_keys[: self._pending] == keys
-            rows = self._pending_rows[: self._pending]
-            for band in np.flatnonzero(hits.any(axis=0)).tolist():
-                found.update(rows[hits[:, band]][-BUCKET_CAP:].tolist())
+            self._key_pending(index=True)
+            table = self._pending_index
+            for pair in (keys.astype(np.uint64) | self._band_bits).tolist():
+                rows = table.get(pair)
+                if rows is None:
+                    continue
+                if isinstance(rows, list):
+                    found.update(rows[-BUCKET_CAP:])
+                else:
+                    found.add(rows)
         return found
 
 
@@ -839,16 +1101,21 @@ class Index:
         """Fingerprint a NEW article, learning its source's boilerplate lines on the way:
         call once per article (each call counts its lines)."""
         lines = content_lines(body_text(article))
-        keys = (line_key(line) for line in lines if len(line) <= 300)
+        words = _line_words(lines)
+        keys = (
+            zlib.crc32(w.encode("utf-8"))
+            for line, w in zip(lines, words, strict=True)
+            if len(line) <= 300
+        )
         drop = self._lines.observe(article.source, keys)
-        return _fingerprint(article.title, lines, drop)
+        return _fingerprint(article.title, lines, words, drop)
 
     def fingerprint_prepared(self, article: Article, prepared: Prepared) -> Fingerprint:
         """`fingerprint` for an article prepared in a worker: same counting, same result."""
         drop = self._lines.observe(article.source, prepared.line_keys)
         if drop == prepared.drop:
             return prepared.fp
-        return _fingerprint(article.title, content_lines(body_text(article)), drop)
+        return fingerprint(article, drop)
 
     def boilerplate(self, source: str) -> frozenset[int]:
         """The lines known to recur in a source's articles (sent along with parse jobs)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -90,9 +91,10 @@ def clean_text(text: str | None) -> str:
     """Markup and entities to single-line plain text."""
     if not text:
         return ""
-    text = _BLOCK_END.sub(" ", text)
-    text = html.unescape(_TAG.sub("", text)) if "<" in text else html.unescape(text)
-    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
+    if "<" in text:
+        text = _TAG.sub("", _BLOCK_END.sub(" ", text))
+    # " ".join(t.split()) == _SPACE.sub(" ", t).strip(): both split on str.isspace()
+    return " ".join(_CONTROL.sub("", html.unescape(text)).split())
 
 
 def body_text(html_text: str | None) -> str:
@@ -100,7 +102,7 @@ def body_text(html_text: str | None) -> str:
     if not html_text:
         return ""
     text = html.unescape(_TAG.sub("", _BLOCK_END.sub("\n", html_text)))
-    lines = (_SPACE.sub(" ", line).strip() for line in _CONTROL.sub("", text).split("\n"))
+    lines = (" ".join(line.split()) for line in _CONTROL.sub("", text).split("\n"))
     return "\n".join(line for line in lines if line)
 
 
@@ -116,29 +118,50 @@ def truncate(text: str, limit: int = SUMMARY_CHARS) -> str:
     return (head[:space] if space >= limit // 2 else head).rstrip() + "…"
 
 
+# The base URL of the body `_CLEANER` is cleaning on this thread, for `_absolute`.
+_CLEANING = threading.local()
+
+
+def _absolute(tag: str, attr: str, value: str) -> str | None:
+    """Attribute filter: URLs made absolute against the body's base, scripts dropped."""
+    if attr in _URL_ATTRS:
+        value = value.strip()
+        if value.lower().startswith(("javascript:", "vbscript:", "data:")):
+            return None
+        base = _CLEANING.base
+        return _join(base, value) if base else value
+    return value
+
+
+# Built once: nh3.clean with options converts them all again on every call.
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    attributes=_ATTRIBUTES,
+    attribute_filter=_absolute,
+    url_schemes={"http", "https", "mailto"},
+)
+# What html5ever changes in text without markup: escapes (&, <, >, no-break space), CR line
+# ends, a byte order mark. Text with none of these comes out of the sanitizer unchanged.
+_NOT_PLAIN = re.compile("[<>&\r\u00a0\ufeff]")
+# ... checked against the installed sanitizer once, so an upgrade that changes this is safe.
+_PROBE = ' Plain "text" it\'s = 1/2; #tag (x) [y] {z} \t\n教育部：“通知”，。！？ — … é 😀 \u2028 '
+_PLAIN_UNCHANGED = _CLEANER.clean(_PROBE) == _PROBE
+
+
 def sanitize(html_text: str | None, base: str) -> str | None:
     """The allow-list sanitizer runs last on every body: nothing reaches a reader unsanitized."""
     if not html_text or not html_text.strip():
         return None
-
-    def absolute(tag: str, attr: str, value: str) -> str | None:
-        if attr in _URL_ATTRS:
-            value = value.strip()
-            if value.lower().startswith(("javascript:", "vbscript:", "data:")):
-                return None
-            return _join(base, value) if base else value
-        return value
-
     html_text = _CONTROL.sub("", html_text)
+    if _PLAIN_UNCHANGED and not _NOT_PLAIN.search(html_text):
+        return html_text.strip() or None  # plain text: what nh3 would return, faster
     if html_text.count("<") > DEEP_MARKUP:
         html_text = _shallow(html_text)
-    cleaned = nh3.clean(
-        html_text,
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        attribute_filter=absolute,
-        url_schemes={"http", "https", "mailto"},
-    )
+    _CLEANING.base = base
+    try:
+        cleaned = _CLEANER.clean(html_text)
+    finally:
+        _CLEANING.base = ""
     # html5ever decodes &#1; or &#xFFFE; into characters XML cannot carry: drop them again
     return _CONTROL.sub("", cleaned).strip() or None
 

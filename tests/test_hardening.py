@@ -306,3 +306,22 @@ def test_never_more_than_per_host_requests_at_once(tmp_path: Path, httpserver: H
     result = run_cli("-c", str(config), "poll")
     assert result.out.count(" ok new=") == 8
     assert state["peak"] == 2
+
+
+@pytest.mark.parametrize("kind", ["path", "url"])
+def test_a_body_naming_a_file_or_url_is_never_opened(
+    tmp_path: Path, httpserver: HTTPServer, kind: str
+) -> None:
+    secret = tmp_path / "secret-feed.xml"
+    secret.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        "<title>LOCAL-FILE-LEAKED</title><link>http://a.example.org/x</link></item></channel></rss>"
+    )
+    httpserver.expect_request("/secret").respond_with_data(secret.read_bytes())
+    body = str(secret) if kind == "path" else httpserver.url_for("/secret")
+    httpserver.expect_request("/bad").respond_with_data(body, content_type="application/rss+xml")
+    config = write_config(tmp_path, [{"name": "bad", "url": httpserver.url_for("/bad")}])
+    result = run_cli("-c", str(config), "poll")
+    assert "bad  error: not a usable feed" in result.out
+    assert b"LOCAL-FILE-LEAKED" not in (tmp_path / "public" / "feed.atom").read_bytes()
+    assert [r.path for r, _ in httpserver.log].count("/secret") == 0
