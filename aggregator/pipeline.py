@@ -644,23 +644,21 @@ class Poller:
         ready = {id(a): p for a, p in zip(articles, prepared, strict=True)} if prepared else {}
         batch = tx.classify(source.name, articles)
         index = self._dedupe_index() if batch.new and self.config.dedupe.enabled else None
+        rows = tx.new_rows(now)
         new_ids = []
         for article in batch.new:
             if index is None:
-                story_id = tx.insert_story(article, now)
-                new_ids.append(tx.insert_article(article, now, story_id))
+                new_ids.append(rows.article(article, rows.story(article)))
                 continue
             made = ready.get(id(article))
             fp = index.fingerprint_prepared(article, made) if made else index.fingerprint(article)
             decision = index.match(article, fp)
             if decision.story_id is None:
-                story_id = tx.insert_story(article, now)
+                story_id = rows.story(article)
             else:
                 story_id = decision.story_id
-                tx.join_story(story_id, article, now)
-            article_id = tx.insert_article(
-                article, now, story_id, fp.title_key, fp.doc_number, fp.signature
-            )
+                rows.join(story_id, article)
+            article_id = rows.article(article, story_id, fp.title_key, fp.doc_number, fp.signature)
             index.add(
                 dedupe.Entry(
                     article_id,
@@ -675,6 +673,7 @@ class Poller:
                 )
             )
             new_ids.append(article_id)
+        rows.flush()
         for row_id, article in batch.updated:
             tx.update_article(row_id, article, now)
         return new_ids, [row_id for row_id, _ in batch.updated]

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, or_, select
+from sqlalchemy import Engine, bindparam, create_engine, event, func, or_, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -378,49 +378,13 @@ class Tx:
                     found.setdefault(("url", row.url), value)
         return found
 
-    def insert_story(self, article: Article, now: datetime) -> int:
-        return _inserted_id(
-            self.conn.execute(
-                _INSERT_STORY,
-                {
-                    "uid": story_uid(article.source, article.key),
-                    "first_seen": now,
-                    "updated": self.stamp(now),
-                    "published": article.published,
-                },
-            )
-        )
-
-    def insert_article(
-        self,
-        article: Article,
-        now: datetime,
-        story_id: int,
-        title_key: str = "",
-        doc_number: str | None = None,
-        signature: bytes | None = None,
-    ) -> int:
-        values = _values(article)
-        values.update(
-            first_seen=now,
-            updated=self.stamp(now),
-            story_id=story_id,
-            title_key=title_key,
-            doc_number=doc_number,
-            signature=signature,
-        )
-        return _inserted_id(self.conn.execute(_INSERT_ARTICLE, values))
-
-    def join_story(self, story_id: int, article: Article, now: datetime) -> None:
-        """A copy joins a story: the story's `updated` moves, its id (and entry id) stays."""
-        earliest = func.min if self.conn.dialect.name == "sqlite" else func.least
-        self.conn.execute(
-            stories.update()
-            .where(stories.c.id == story_id)
-            .values(
-                updated=self.stamp(now), published=earliest(stories.c.published, article.published)
-            )
-        )
+    def new_rows(self, now: datetime) -> NewRows:
+        """A writer for one batch of new stories and articles (two executemany calls)."""
+        if self.conn.dialect.name == "postgresql":  # ids are handed out here, not by sequences
+            self.conn.exec_driver_sql("LOCK TABLE stories, articles IN SHARE ROW EXCLUSIVE MODE")
+        story = self.conn.execute(select(func.coalesce(func.max(stories.c.id), 0))).scalar_one()
+        article = self.conn.execute(select(func.coalesce(func.max(articles.c.id), 0))).scalar_one()
+        return NewRows(self, now, int(story) + 1, int(article) + 1)
 
     def update_article(self, row_id: int, article: Article, now: datetime) -> None:
         """A changed entry: its row and its story's `updated` move; identity stays as first stored."""
@@ -574,6 +538,93 @@ class Tx:
         else:
             values.setdefault("failures", 0)
             self.conn.execute(digest_runs.insert().values(recipient=recipient, **values))
+
+
+class NewRows:
+    """New stories and articles of one source's poll. Ids are handed out up front (the
+    transaction holds the write lock), so dedupe can link copies within the batch, and the
+    rows go to the database in one executemany per table at `flush`."""
+
+    def __init__(self, tx: Tx, now: datetime, next_story: int, next_article: int) -> None:
+        self.tx, self.now = tx, now
+        self._next_story, self._next_article = next_story, next_article
+        self._stories: dict[int, dict[str, Any]] = {}
+        self._articles: list[dict[str, Any]] = []
+        self._joins: dict[int, datetime] = {}  # existing story -> earliest published joining it
+
+    def story(self, article: Article) -> int:
+        story_id, self._next_story = self._next_story, self._next_story + 1
+        self._stories[story_id] = {
+            "id": story_id,
+            "uid": story_uid(article.source, article.key),
+            "first_seen": self.now,
+            "updated": self.tx.stamp(self.now),
+            "published": article.published,
+        }
+        return story_id
+
+    def join(self, story_id: int, article: Article) -> None:
+        """A copy joins a story: its `updated` moves, its id (and Atom entry id) stays."""
+        pending = self._stories.get(story_id)
+        if pending is not None:
+            pending["updated"] = self.tx.stamp(self.now)
+            pending["published"] = min(pending["published"], article.published)
+        else:
+            earliest = self._joins.get(story_id, article.published)
+            self._joins[story_id] = min(earliest, article.published)
+
+    def article(
+        self,
+        article: Article,
+        story_id: int,
+        title_key: str = "",
+        doc_number: str | None = None,
+        signature: bytes | None = None,
+    ) -> int:
+        article_id, self._next_article = self._next_article, self._next_article + 1
+        values = _values(article)
+        values.update(
+            id=article_id,
+            first_seen=self.now,
+            updated=self.tx.stamp(self.now),
+            story_id=story_id,
+            title_key=title_key,
+            doc_number=doc_number,
+            signature=signature,
+        )
+        self._articles.append(values)
+        return article_id
+
+    def flush(self) -> None:
+        conn = self.tx.conn
+        if self._stories:
+            conn.execute(_INSERT_STORY, list(self._stories.values()))
+        if self._articles:
+            conn.execute(_INSERT_ARTICLE, self._articles)
+        if self._joins:
+            earliest = func.min if conn.dialect.name == "sqlite" else func.least
+            statement = (
+                stories.update()
+                .where(stories.c.id == bindparam("b_id"))
+                .values(
+                    updated=bindparam("b_updated"),
+                    published=earliest(
+                        stories.c.published,
+                        bindparam("b_published", type_=stories.c.published.type),
+                    ),
+                )
+            )
+            conn.execute(
+                statement,
+                [
+                    {
+                        "b_id": story_id,
+                        "b_updated": self.tx.stamp(self.now),
+                        "b_published": published,
+                    }
+                    for story_id, published in self._joins.items()
+                ],
+            )
 
 
 def _inserted_id(result: Any) -> int:

@@ -114,7 +114,6 @@ articles = Table(
     Index("ix_articles_source_guid", "source", "guid"),
     Index("ix_articles_story", "story_id"),
     Index("ix_articles_updated", "updated"),
-    Index("ix_articles_text_hash", "text_hash"),
     Index("ix_articles_url", "url"),
 )
 
