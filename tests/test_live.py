@@ -109,7 +109,7 @@ def test_sigkill_during_digest_loses_no_story(tmp_path: Path, httpserver: HTTPSe
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    recipients = [f"reader{n:02d}@example.org" for n in range(40)]
+    recipients = [f"reader{n:02d}@example.org" for n in range(80)]
     config = write_config(
         tmp_path,
         [{"name": "R", "url": httpserver.url_for("/rss")}],
