@@ -6,7 +6,7 @@ boundary of the stage that meets them, so every other stage sees only these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -135,7 +135,6 @@ class PollReport:
     warnings: tuple[str, ...] = ()
     duration: float = 0.0
     moved_to: str | None = None
-    new_article_ids: tuple[int, ...] = field(default=(), repr=False)
 
     def line(self) -> str:
         if self.status == "error":

@@ -35,8 +35,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import requests
-
 from . import dedupe, metrics
 from .config import Config, Rule, SourceConfig
 from .errors import FetchError, ParseError, SourceError
@@ -571,7 +569,6 @@ class Poller:
             warnings=tuple(warnings),
             duration=duration,
             moved_to=moved_to,
-            new_article_ids=tuple(new),
         )
         log.info(
             "source=%s status=%s new=%d updated=%d items=%s duration=%.2fs",
@@ -754,7 +751,3 @@ def build_outputs(config: Config, store: Store, now: datetime) -> int:
     write_atomic(Path(config.output.atom_path), render_atom(stories, config.output, urls, now))
     write_atomic(Path(config.output.html_path), render_page(stories, config.output, urls, now))
     return len(stories)
-
-
-def session_for_preview(config: Config) -> requests.Session:
-    return make_session(config.poll)

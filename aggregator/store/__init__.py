@@ -7,7 +7,6 @@ crash at any moment leaves the previous state intact and a re-poll repeats nothi
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -182,11 +181,6 @@ class Store:
             query = query.where(stories.c.first_seen > first_seen_after)
         with self.reading() as conn:
             rows = conn.execute(query).all()
-            return self._stories(conn, rows)
-
-    def stories_by_id(self, ids: Sequence[int]) -> list[Story]:
-        with self.reading() as conn:
-            rows = conn.execute(select(stories).where(stories.c.id.in_(list(ids)))).all()
             return self._stories(conn, rows)
 
     def _stories(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[Story]:
@@ -653,10 +647,6 @@ def _values(article: Article) -> dict[str, Any]:
     )
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
 def _undelivered_query(recipient: str, floor: datetime) -> Any:
     delivered = select(deliveries.c.story_id).where(deliveries.c.recipient == recipient)
     return (
@@ -691,16 +681,6 @@ class DigestLedger:
                     select(digest_runs.c.failures).where(digest_runs.c.recipient == recipient)
                 ).scalar()
                 or 0
-            )
-
-    def delivered_count(self, recipient: str) -> int:
-        with self.store.reading() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(deliveries)
-                    .where(deliveries.c.recipient == recipient)
-                ).scalar_one()
             )
 
     def last_run(self) -> datetime | None:
