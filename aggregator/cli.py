@@ -227,7 +227,7 @@ def source_rows(config: Config, store: Store, now: datetime) -> list[dict[str, A
     rows = []
     for source in config.sources:
         h = health.get(source.name)
-        dead = bool(h and h.failing_since and now - h.failing_since > config.poll.dead_after)
+        dead = bool(h and h.dead(now, config.poll.dead_after))
         status = (
             "disabled"
             if not source.enabled

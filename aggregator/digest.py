@@ -208,7 +208,7 @@ def failing_sources(config: Config, store: Store, now: datetime) -> list[tuple[s
     return [
         (h.name, h.failing_since)
         for h in store.health()
-        if h.failing_since and not h.removed and now - h.failing_since > config.poll.dead_after
+        if h.failing_since and h.dead(now, config.poll.dead_after)
     ]
 
 

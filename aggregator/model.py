@@ -7,7 +7,7 @@ boundary of the stage that meets them, so every other stage sees only these.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,10 @@ class SourceHealth:
     failing_since: datetime | None = None
     moved_to: str | None = None
     removed: bool = False
+
+    def dead(self, now: datetime, after: timedelta) -> bool:
+        """Failing for longer than `after` (poll.dead_after): reported, still retried."""
+        return bool(self.failing_since and not self.removed and now - self.failing_since > after)
 
 
 @dataclass(frozen=True)

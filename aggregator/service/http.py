@@ -100,7 +100,7 @@ def health_document(
     dead = 0
     for source in config.sources:
         h = health.get(source.name)
-        is_dead = bool(h and h.failing_since and now - h.failing_since > config.poll.dead_after)
+        is_dead = bool(h and h.dead(now, config.poll.dead_after))
         dead += is_dead and source.enabled
         sources.append(
             {
@@ -186,15 +186,7 @@ def create_app(
         metrics.sources_backoff.set(
             sum(1 for h in health if h.consecutive_failures and not h.removed)
         )
-        metrics.sources_dead.set(
-            sum(
-                1
-                for h in health
-                if h.failing_since
-                and not h.removed
-                and now - h.failing_since > config.poll.dead_after
-            )
-        )
+        metrics.sources_dead.set(sum(1 for h in health if h.dead(now, config.poll.dead_after)))
         for h in health:
             if h.last_success:
                 metrics.last_success.labels(h.name).set(h.last_success.timestamp())
