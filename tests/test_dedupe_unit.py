@@ -18,6 +18,7 @@ import pytest
 from aggregator import dedupe
 from aggregator.config import DedupeConfig
 from aggregator.dedupe import Decision, Entry, Fingerprint, Index
+from aggregator.dedupe.index import _LineCounts
 from aggregator.model import Article, StoredArticle, Story
 
 CONFIG = DedupeConfig()
@@ -784,7 +785,7 @@ def test_rebuilt_index_decides_like_the_live_one() -> None:
 
 
 def test_line_counts_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dedupe._LineCounts, "LIMIT", 64)
+    monkeypatch.setattr(_LineCounts, "LIMIT", 64)
     index = Index(CONFIG)
     for i in range(30):
         lines = [f"Paragraph {i}-{j} about something else entirely, no repeats." for j in range(10)]
