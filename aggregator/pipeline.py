@@ -15,46 +15,32 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
-from contextlib import nullcontext
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from . import dedupe, metrics
+from . import metrics
 from .config import Config, Rule, SourceConfig
 from .errors import FetchError, ParseError, SourceError
 from .fetch import HostLimiter, decode_html, fetch, make_session, max_age_minutes
 from .model import Article, Fetched, Item, PollReport
-from .normalize import canonical_url, normalize
-from .outputs import write_atomic
-from .outputs.atom import render_atom
-from .outputs.page import render_page
-from .parse.feed import parse_feed
-from .parse.html import (
-    ArticlePage,
-    discover_feed,
-    extract_article,
-    looks_like_feed,
-    parse_list,
-    repair_title,
-    restore_title,
-)
-from .store import Store, Tx
+from .store import NotModified, Store, Tx
+
+# The parsing, dedupe and output stages (numpy, lxml, feedparser, nh3, Jinja2, feedgen) are
+# imported where they are first used: a poll in which every source answers 304 never needs
+# them, and for such a poll interpreter start-up and imports are most of the wall time.
+if TYPE_CHECKING:
+    from . import dedupe
+    from .parse.html import ArticlePage
 
 log = logging.getLogger("aggregator.poll")
 
@@ -79,7 +65,7 @@ class Outcome:
     started: float = field(default_factory=time.monotonic)
 
 
-ParseResult = tuple[list[Article], int, int | None, list[dedupe.Prepared] | None]
+ParseResult: TypeAlias = "tuple[list[Article], int, int | None, list[dedupe.Prepared] | None]"
 
 
 def parse_and_normalize(
@@ -94,6 +80,10 @@ def parse_and_normalize(
 ) -> ParseResult:
     """Runs in a worker process: bytes in, articles out (picklable both ways). With
     `boilerplate` (dedupe on), the dedupe fingerprints are made here too, off the main thread."""
+    from . import dedupe
+    from .normalize import normalize
+    from .parse.feed import parse_feed
+
     parsed = parse_feed(body, headers, final_url, source=source.name, tz=ZoneInfo(zone), now=now)
     articles = [a for a in (normalize(i, source, rules, now) for i in parsed.items) if a]
     prepared = None if boilerplate is None else [dedupe.prepare(a, boilerplate) for a in articles]
@@ -168,37 +158,43 @@ class Poller:
             window.acquire()
             return self._fetch_source(source, states.get(source.name), now_fn)
 
+        # Completed futures arrive on one queue: `concurrent.futures.wait` would re-register
+        # a waiter on every pending future at each call, quadratic in the number of sources.
+        finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         parsing: dict[Future[Any], Outcome] = {}
         quiet: list[Outcome] = []
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as threads:
-            pending: set[Future[Any]] = {threads.submit(fetch_one, s) for s in sources}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if future in parsing:
-                        outcome = parsing.pop(future)
-                        self._take_parsed(outcome, future)
+            for source in sources:
+                threads.submit(fetch_one, source).add_done_callback(finished.put)
+            outstanding = len(sources)
+            while outstanding:
+                future = finished.get()
+                outstanding -= 1
+                if future in parsing:
+                    outcome = parsing.pop(future)
+                    self._take_parsed(outcome, future)
+                else:
+                    outcome = future.result()
+                    if self._needs_parse(outcome):
+                        args = self._parse_args(outcome, now_fn())
+                        if pool is not None:
+                            parsed = pool.submit(parse_and_normalize, *args)
+                            parsing[parsed] = outcome
+                            outstanding += 1
+                            parsed.add_done_callback(finished.put)
+                            continue
+                        self._parse_inline(outcome, args)
+                try:
+                    name = outcome.source.name
+                    if outcome.skipped:
+                        reports[name] = PollReport(name, "skipped")
+                    elif _quiet(outcome):
+                        quiet.append(outcome)
                     else:
-                        outcome = future.result()
-                        if self._needs_parse(outcome):
-                            args = self._parse_args(outcome, now_fn())
-                            if pool is not None:
-                                parsed = pool.submit(parse_and_normalize, *args)
-                                parsing[parsed] = outcome
-                                pending.add(parsed)
-                                continue
-                            self._parse_inline(outcome, args)
-                    try:
-                        name = outcome.source.name
-                        if outcome.skipped:
-                            reports[name] = PollReport(name, "skipped")
-                        elif _quiet(outcome):
-                            quiet.append(outcome)
-                        else:
-                            reports[name] = self._save(outcome, now_fn())
-                    finally:
-                        window.release()
-                if len(quiet) >= 200 or (quiet and not pending):
+                        reports[name] = self._save(outcome, now_fn())
+                finally:
+                    window.release()
+                if len(quiet) >= 500 or (quiet and not outstanding):
                     for report in self._save_quiet(quiet, now_fn()):
                         reports[report.source] = report
                     quiet = []
@@ -316,6 +312,8 @@ class Poller:
         modified: str | None,
         now_fn: Callable[[], datetime],
     ) -> None:
+        from .parse.html import discover_feed, looks_like_feed
+
         source = outcome.source
         fetched = self._get(source, source.url, etag, modified)
         outcome.fetched = fetched
@@ -341,6 +339,9 @@ class Poller:
     ) -> None:
         """List page(s) -> items (conditional GET on the first page: unchanged costs nothing),
         then the new articles' pages when the source has a content selector or extract: auto."""
+        from .normalize import normalize
+        from .parse.html import parse_list
+
         source = outcome.source
         tz = ZoneInfo(source.timezone or self.config.poll.timezone)
 
@@ -413,6 +414,9 @@ class Poller:
         with the poll's session, timeouts and body cap. Known articles keep their stored body
         (the list alone would blank it). Links to another host than the list page's are only
         followed with follow_offsite. A failing page keeps the list fields and is a warning."""
+        from .normalize import canonical_url
+        from .parse.html import extract_article, repair_title, restore_title
+
         selectors = source.selectors
         if not selectors or not (selectors.content or source.extract == "auto"):
             return items
@@ -514,27 +518,41 @@ class Poller:
     # --- store ---------------------------------------------------------------------------------
 
     def _save_quiet(self, outcomes: list[Outcome], now: datetime) -> list[PollReport]:
-        """Not-modified sources change only their bookkeeping: one transaction for all."""
+        """Not-modified sources change only their bookkeeping: one statement for all."""
+        polls = [
+            NotModified(
+                o.source.name,
+                next_poll_at(
+                    now,
+                    self.config.interval(o.source),
+                    0,
+                    max_backoff=self.config.poll.max_backoff,
+                    ttl_minutes=_lower_bound(o),
+                ),
+                o.fetched.etag if o.fetched else None,
+                o.fetched.last_modified if o.fetched else None,
+                o.fetched.moved_to if o.fetched else None,
+            )
+            for o in outcomes
+        ]
         with self._write_lock, self.store.transaction() as tx:
-            return [self._save(outcome, now, tx) for outcome in outcomes]
+            tx.record_not_modified(polls, now)
+        return [self._report(o, "not_modified", now) for o in outcomes]
 
-    def _save(self, outcome: Outcome, now: datetime, shared: Tx | None = None) -> PollReport:
+    def _save(self, outcome: Outcome, now: datetime) -> PollReport:
         """One transaction per source. A failure rolls back everything of this source."""
         source = outcome.source
-        duration = time.monotonic() - outcome.started
         fetched = outcome.fetched
-        moved_to = fetched.moved_to if fetched else None
         with self._write_lock:
             if outcome.error is not None:
-                return self._save_error(outcome, now, duration)
+                return self._save_error(outcome, now, time.monotonic() - outcome.started)
             warnings = self._breakage_warnings(outcome)
             try:
-                with nullcontext(shared) if shared else self.store.transaction() as tx:
+                with self.store.transaction() as tx:
                     new, updated = self._store_articles(
                         tx, source, outcome.articles, now, outcome.prepared
                     )
                     state = "not_modified" if fetched and fetched.not_modified else "ok"
-                    failures = 0
                     tx.record_success(
                         source.name,
                         now=now,
@@ -542,12 +560,12 @@ class Poller:
                         last_modified=fetched.last_modified if fetched else None,
                         status=state,
                         warnings=warnings,
-                        moved_to=moved_to,
+                        moved_to=fetched.moved_to if fetched else None,
                         item_count=outcome.parsed_count,
                         next_poll=next_poll_at(
                             now,
                             self.config.interval(source),
-                            failures,
+                            0,
                             max_backoff=self.config.poll.max_backoff,
                             ttl_minutes=_lower_bound(outcome),
                         ),
@@ -555,31 +573,44 @@ class Poller:
             except Exception:
                 self._index = None  # it may hold entries of the rolled-back transaction
                 raise
-        metrics.polls.labels(source.name, state).inc()
-        metrics.new_articles.labels(source.name).inc(len(new))
-        metrics.last_success.labels(source.name).set(now.timestamp())
+        return self._report(outcome, state, now, len(new), len(updated), warnings)
+
+    def _report(
+        self,
+        outcome: Outcome,
+        state: str,
+        now: datetime,
+        new: int = 0,
+        updated: int = 0,
+        warnings: Sequence[str] = (),
+    ) -> PollReport:
+        """Metrics, the log line and the report of one source polled without error."""
+        name, fetched = outcome.source.name, outcome.fetched
+        duration = time.monotonic() - outcome.started
+        metrics.polls.labels(name, state).inc()
+        metrics.new_articles.labels(name).inc(new)
+        metrics.last_success.labels(name).set(now.timestamp())
         if fetched is not None:
             metrics.fetch_seconds.observe(fetched.elapsed)
             metrics.fetched_bytes.inc(outcome.size or len(fetched.body))
-        report = PollReport(
-            source.name,
-            state,
-            new=len(new),
-            updated=len(updated),
-            warnings=tuple(warnings),
-            duration=duration,
-            moved_to=moved_to,
-        )
         log.info(
             "source=%s status=%s new=%d updated=%d items=%s duration=%.2fs",
-            source.name,
+            name,
             state,
-            report.new,
-            report.updated,
+            new,
+            updated,
             outcome.parsed_count,
             duration,
         )
-        return report
+        return PollReport(
+            name,
+            state,
+            new=new,
+            updated=updated,
+            warnings=tuple(warnings),
+            duration=duration,
+            moved_to=fetched.moved_to if fetched else None,
+        )
 
     def _save_error(self, outcome: Outcome, now: datetime, duration: float) -> PollReport:
         source, error = outcome.source, outcome.error
@@ -636,6 +667,8 @@ class Poller:
         prepared: list[dedupe.Prepared] | None = None,
     ) -> tuple[list[int], list[int]]:
         """New articles join a story (dedupe decides which) or start one; changed ones update."""
+        from . import dedupe
+
         if not articles:
             return [], []
         ready = {id(a): p for a, p in zip(articles, prepared, strict=True)} if prepared else {}
@@ -677,6 +710,7 @@ class Poller:
 
     def _dedupe_index(self) -> dedupe.Index:
         """Built lazily from the stored fingerprints: a poll with nothing new never pays for it."""
+
         with self._index_lock:
             now = datetime.now().astimezone()
             if self._index is None:
@@ -702,6 +736,8 @@ def _lower_bound(outcome: Outcome) -> int | None:
 
 
 def load_index(config: Config, store: Store) -> dedupe.Index:
+    from . import dedupe
+
     index = dedupe.Index(config.dedupe)
     newest = datetime.now().astimezone()
     for row in store.signatures_since(newest - 2 * config.dedupe.window - timedelta(days=1)):
@@ -743,6 +779,11 @@ def due_sources(config: Config, store: Store, now: datetime) -> list[SourceConfi
 
 def build_outputs(config: Config, store: Store, now: datetime) -> int:
     """Rebuild the Atom file and the page from the store; returns the number of entries."""
+    from . import dedupe
+    from .outputs import write_atomic
+    from .outputs.atom import render_atom
+    from .outputs.page import render_page
+
     priorities = {s.name: s.priority for s in config.sources}
     stories = [
         dedupe.arrange(s, priorities) for s in store.recent_stories(config.output.max_entries)

@@ -298,11 +298,13 @@ def test_many_sources_through_the_worker_pool_then_all_not_modified(
 ) -> None:
     body = (FEEDS / "rss20.xml").read_text()
 
+    validators_on_304 = [True]
+
     def handler(request: Request) -> Response:
         number = request.path.rsplit("/", 1)[1]
         etag = f'"feed-{number}"'
         if request.headers.get("If-None-Match") == etag:
-            return Response(status=304, headers={"ETag": etag})
+            return Response(status=304, headers={"ETag": etag} if validators_on_304[0] else {})
         text = body.replace("riverbend.example.org", f"site{number}.example.org").replace(
             "riverbend-2026", f"site{number}-2026"
         )
@@ -320,3 +322,58 @@ def test_many_sources_through_the_worker_pool_then_all_not_modified(
     assert rows(tmp_path, "select count(*) from articles") == [(36,)]
     polled = rows(tmp_path, "select count(*) from sources where last_status = 'not_modified'")
     assert polled == [(12,)]
+    # A 304 that repeats no validator keeps the stored one: the next poll still asks with it.
+    validators_on_304[0] = False
+    assert run_cli("-c", str(config), "poll").out.count("not modified") == 12
+    assert rows(tmp_path, "select count(*) from sources where etag like '\"feed-%'") == [(12,)]
+    assert run_cli("-c", str(config), "poll").out.count("not modified") == 12
+
+
+def test_conditional_gets_reuse_kept_alive_connections(tmp_path: Path) -> None:
+    """A 304 hands its connection back to the pool (pytest-httpserver closes every
+    connection, so this source is a stdlib HTTP/1.1 server that counts them)."""
+    import http.server
+    import threading
+
+    body = (FEEDS / "rss20.xml").read_bytes()
+    connections: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(1)
+
+        def do_GET(self) -> None:
+            etag = f'"{self.path}"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            text = body.replace(b"riverbend", self.path.strip("/").encode())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(text)))
+            self.send_header("ETag", etag)
+            self.end_headers()
+            self.wfile.write(text)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        sources = [{"name": f"s{n}", "url": f"{base}/site{n}"} for n in range(20)]
+        config = write_config(tmp_path, sources, dedupe={"enabled": False})
+        assert run_cli("-c", str(config), "poll").out.count("ok new=3") == 20
+        connections.clear()
+        second = run_cli("-c", str(config), "poll")
+        assert second.out.count("not modified") == 20, second.out
+        assert 1 <= len(connections) <= 2, len(connections)  # poll.per_host defaults to 2
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -292,6 +292,17 @@ def story_uid(source: str, key: str) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """One source's 304, for `Tx.record_not_modified`."""
+
+    name: str
+    next_poll: datetime | None
+    etag: str | None = None
+    last_modified: str | None = None
+    moved_to: str | None = None
+
+
 class Tx:
     """The writes of one transaction. Timestamps handed out by `stamp()` are unique and
     increasing, so no two entries ever share an Atom `updated` value."""
@@ -462,6 +473,38 @@ class Tx:
         if status == "not_modified":
             values.pop("warnings")  # nothing was re-read: the last poll's warnings still hold
         self.conn.execute(sources.update().where(sources.c.name == name).values(values))
+
+    def record_not_modified(self, polls: Sequence[NotModified], now: datetime) -> None:
+        """A 304 changes only bookkeeping: one statement for every quiet source of a poll. A
+        validator the 304 repeats replaces the stored one; one it omits is kept."""
+        if not polls:
+            return
+        self.conn.execute(
+            sources.update()
+            .where(sources.c.name == bindparam("b_name"))
+            .values(
+                last_poll=now,
+                last_success=now,
+                last_status="not_modified",
+                consecutive_failures=0,
+                failing_since=None,
+                next_poll=bindparam("b_next"),
+                moved_to=bindparam("b_moved"),
+                http_status=None,
+                etag=func.coalesce(bindparam("b_etag"), sources.c.etag),
+                last_modified=func.coalesce(bindparam("b_modified"), sources.c.last_modified),
+            ),
+            [
+                {
+                    "b_name": p.name,
+                    "b_next": p.next_poll,
+                    "b_moved": p.moved_to,
+                    "b_etag": p.etag,
+                    "b_modified": p.last_modified,
+                }
+                for p in polls
+            ],
+        )
 
     def record_error(
         self,
