@@ -377,3 +377,28 @@ def test_conditional_gets_reuse_kept_alive_connections(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_older_schema_is_migrated_and_a_newer_one_refused(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/feed").respond_with_data(
+        (FEEDS / "rss20.xml").read_bytes(), content_type="application/rss+xml"
+    )
+    config = write_config(tmp_path, [{"name": "Riverbend", "url": httpserver.url_for("/feed")}])
+    assert run_cli("-c", str(config), "poll").code == 0
+    db = tmp_path / "data" / "test.db"
+    with sqlite3.connect(db) as conn:  # back to the first schema version
+        conn.execute("DROP INDEX ix_stories_updated")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    assert run_cli("-c", str(config), "build").code == 0
+    indexes = rows(tmp_path, "select name from sqlite_master where type = 'index'")
+    assert ("ix_stories_updated",) in indexes
+    assert rows(tmp_path, "select value from meta where key = 'schema_version'") == [("2",)]
+    assert rows(tmp_path, "select count(*) from articles") == [(3,)]
+    with sqlite3.connect(db) as conn:  # written by a newer program
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    result = run_cli("-c", str(config), "poll")
+    assert result.code == 3
+    assert "schema version 99 is newer than this program (2)" in result.err
+    assert "Traceback" not in result.err

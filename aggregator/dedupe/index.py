@@ -9,6 +9,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 from ..config import DedupeConfig
 from ..model import Article
 from .data import (
@@ -128,6 +131,7 @@ class Index:
 
     def _clear(self) -> None:
         self._bands = Bands(*lsh_shape(self.config.threshold))
+        self._queried: tuple[bytes | None, npt.NDArray[np.uint32] | None] = (None, None)
         self._article, self._story, self._published = array("q"), array("q"), array("q")
         self._url, self._guid, self._text = array("q"), array("q"), array("q")
         self._source = array("i")
@@ -233,7 +237,8 @@ class Index:
                 table.add(key, index)
         hashes = Fingerprint(row.title_key, None, row.signature).hashes
         if hashes is not None:
-            self._bands.add(index, hashes)
+            signature, keys = self._queried
+            self._bands.add(index, hashes, keys if signature is row.signature else None)
 
     def _row(self, i: int) -> _Row:
         return _Row(
@@ -303,7 +308,9 @@ class Index:
         if hashes is None:
             return None
         best: tuple[Verdict, int] | None = None
-        for row in self._in_window(self._bands.query(self._bands.keys(hashes)), when):
+        keys = self._bands.keys(hashes)
+        self._queried = fp.signature, keys  # `add` of this article reuses them
+        for row in self._in_window(self._bands.query(keys), when):
             verdict = match_near_duplicate(fp, self._fp(row), self.config.threshold)
             if verdict.matched and (best is None or verdict.score > best[0].score):
                 best = verdict, row

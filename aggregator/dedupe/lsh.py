@@ -59,31 +59,42 @@ class Bands:
         mixed = np.bitwise_xor.reduce(values * self._mult, axis=-1) ^ self._seeds
         return ((mixed * GOLDEN) >> np.uint64(32)).astype(np.uint32)
 
-    def add(self, row: int, hashes: npt.NDArray[np.uint32]) -> None:
-        self._pending_sigs[self._pending] = hashes
-        self._pending_rows[self._pending] = row
+    def add(
+        self, row: int, hashes: npt.NDArray[np.uint32], keys: npt.NDArray[np.uint32] | None = None
+    ) -> None:
+        """Add a row; `keys` (its `keys(hashes)`, when the caller has them from a query) are
+        indexed at once instead of being computed again."""
+        at = self._pending
+        self._pending_sigs[at] = hashes
+        self._pending_rows[at] = row
         self._pending += 1
+        if keys is not None and self._keyed == at:
+            self._pending_keys[at] = keys
+            self._keyed = self._pending
+            self._index_pending(slice(at, at + 1))
         if self._pending == self.CHUNK:
             self.merge()
 
     def _key_pending(self, index: bool) -> None:
         if self._keyed < self._pending:
             new = slice(self._keyed, self._pending)
-            keys = self.keys(self._pending_sigs[new])
-            self._pending_keys[new] = keys
+            self._pending_keys[new] = self.keys(self._pending_sigs[new])
             self._keyed = self._pending
             if index:
-                table = self._pending_index
-                pairs = (keys.astype(np.uint64) | self._band_bits).tolist()
-                for row, row_pairs in zip(self._pending_rows[new].tolist(), pairs, strict=True):
-                    for pair in row_pairs:
-                        old = table.get(pair)
-                        if old is None:
-                            table[pair] = row
-                        elif isinstance(old, list):
-                            old.append(row)
-                        else:
-                            table[pair] = [old, row]
+                self._index_pending(new)
+
+    def _index_pending(self, new: slice) -> None:
+        table = self._pending_index
+        pairs = (self._pending_keys[new].astype(np.uint64) | self._band_bits).tolist()
+        for row, row_pairs in zip(self._pending_rows[new].tolist(), pairs, strict=True):
+            for pair in row_pairs:
+                old = table.get(pair)
+                if old is None:
+                    table[pair] = row
+                elif isinstance(old, list):
+                    old.append(row)
+                else:
+                    table[pair] = [old, row]
 
     def merge(self) -> None:
         """Move the pending rows into the sorted arrays, newer rows after older in a bucket."""
@@ -102,10 +113,15 @@ class Bands:
     def query(self, keys: npt.NDArray[np.uint32]) -> set[int]:
         """Rows sharing at least one band, at most BUCKET_CAP newest per bucket."""
         found: set[int] = set()
-        low = np.searchsorted(self._keys, keys, side="left")
-        high = np.searchsorted(self._keys, keys, side="right")
-        for lo, hi in zip(low.tolist(), high.tolist(), strict=True):
-            if hi > lo:
+        settled = self._keys
+        if len(settled):
+            # One binary search a band (each probe of the big array is a cache miss); most
+            # bands hit nothing, and a bucket's far end is looked up only for those that do.
+            low = settled.searchsorted(keys)
+            hits = np.flatnonzero(settled[np.minimum(low, len(settled) - 1)] == keys)
+            for band in hits.tolist():
+                lo = int(low[band])
+                hi = int(settled.searchsorted(keys[band], side="right"))
                 found.update(self._rows[max(lo, hi - BUCKET_CAP) : hi].tolist())
         if self._pending:
             self._key_pending(index=True)

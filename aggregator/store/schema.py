@@ -82,6 +82,7 @@ stories = Table(
     Column("published", UTCDateTime, nullable=False),
     Index("ix_stories_published", "published"),
     Index("ix_stories_first_seen", "first_seen"),
+    Index("ix_stories_updated", "updated"),
 )
 
 articles = Table(
@@ -141,7 +142,15 @@ def _v1(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+def _v2(conn: Connection) -> None:
+    """`Tx.stamp` reads max(stories.updated) once a transaction: without an index that is a
+    scan of every story, once per source polled."""
+    for index in stories.indexes:
+        if index.name == "ix_stories_updated":
+            index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
