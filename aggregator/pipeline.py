@@ -62,6 +62,7 @@ class Outcome:
     skipped: bool = False
     size: int = 0  # body bytes, kept after the body itself is handed to a parser
     prepared: list[dedupe.Prepared] | None = None  # dedupe fingerprints made by the parser
+    state: Any = None  # the source's stored row as the poll started
     started: float = field(default_factory=time.monotonic)
 
 
@@ -264,7 +265,7 @@ class Poller:
     def _fetch_source(
         self, source: SourceConfig, state: Any, now_fn: Callable[[], datetime]
     ) -> Outcome:
-        outcome = Outcome(source)
+        outcome = Outcome(source, state=state)
         if self.stopping.is_set():
             outcome.skipped = True
             return outcome
@@ -561,7 +562,7 @@ class Poller:
                         status=state,
                         warnings=warnings,
                         moved_to=fetched.moved_to if fetched else None,
-                        item_count=outcome.parsed_count,
+                        item_counts=_item_counts(outcome),
                         next_poll=next_poll_at(
                             now,
                             self.config.interval(source),
@@ -615,7 +616,7 @@ class Poller:
     def _save_error(self, outcome: Outcome, now: datetime, duration: float) -> PollReport:
         source, error = outcome.source, outcome.error
         assert error is not None
-        state = self.store.source_states().get(source.name)
+        state = outcome.state
         failures = (state.consecutive_failures if state else 0) + 1
         retry_after = error.retry_after if isinstance(error, FetchError) else None
         with self.store.transaction() as tx:
@@ -649,8 +650,8 @@ class Poller:
         warnings = list(dict.fromkeys(outcome.warnings))
         if outcome.source.type != "html" or outcome.parsed_count is None:
             return warnings
-        state = self.store.source_states().get(outcome.source.name)
-        previous = [c for c in (state.item_counts if state else []) or [] if c]
+        state = outcome.state
+        previous = [c for c in (state.item_counts if state else None) or [] if c]
         if previous and outcome.parsed_count < (sum(previous) / len(previous)) / 2:
             warnings.append(
                 f"item count fell to {outcome.parsed_count} from about "
@@ -725,6 +726,14 @@ class Poller:
 def _quiet(outcome: Outcome) -> bool:
     fetched = outcome.fetched
     return bool(fetched and fetched.not_modified and outcome.error is None and not outcome.articles)
+
+
+def _item_counts(outcome: Outcome) -> list[int]:
+    """The source's last five item counts, this poll's last (breakage checks compare them)."""
+    counts = list((outcome.state.item_counts if outcome.state else None) or [])
+    if outcome.parsed_count is not None:
+        counts = [*counts, outcome.parsed_count][-5:]
+    return counts
 
 
 def _lower_bound(outcome: Outcome) -> int | None:

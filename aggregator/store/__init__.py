@@ -6,6 +6,7 @@ crash at any moment leaves the previous state intact and a re-poll repeats nothi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +77,26 @@ class Upserted:
 # Built once: executing the same statement object reuses its compiled form.
 _INSERT_ARTICLE = articles.insert()
 _INSERT_STORY = stories.insert()
+# A source's stored articles with any of these keys, GUIDs or URLs (built once: building the
+# statement each time cost more than running it).
+_EXISTING = select(
+    articles.c.id, articles.c.key, articles.c.guid, articles.c.url, articles.c.content_hash
+).where(
+    articles.c.source == bindparam("b_source"),
+    or_(
+        articles.c.key.in_(bindparam("b_keys", expanding=True)),
+        articles.c.guid.in_(bindparam("b_guids", expanding=True)),
+        articles.c.url.in_(bindparam("b_urls", expanding=True)),
+    ),
+)
+# What a writer needs to know first, in one round trip: the highest ids (new ones are handed
+# out above them) and the newest `updated` stamps (new stamps go above them).
+_HEAD = select(
+    select(func.coalesce(func.max(stories.c.id), 0)).scalar_subquery(),
+    select(func.coalesce(func.max(articles.c.id), 0)).scalar_subquery(),
+    select(func.max(articles.c.updated)).scalar_subquery(),
+    select(func.max(stories.c.updated)).scalar_subquery(),
+)
 
 
 class Store:
@@ -285,6 +306,17 @@ def stored_article(row: Row[Any]) -> StoredArticle:
     )
 
 
+@functools.cache
+def _source_update(columns: tuple[str, ...]) -> Any:
+    """UPDATE sources SET these columns, built once per column set (building and cache-keying
+    a statement costs more than running it)."""
+    return (
+        sources.update()
+        .where(sources.c.name == bindparam("b_name"))
+        .values({c: bindparam(c, type_=sources.c[c].type) for c in columns})
+    )
+
+
 def story_uid(source: str, key: str) -> str:
     """Stable across rebuilds: derived from the first copy's identity."""
     return str(
@@ -313,11 +345,14 @@ class Tx:
 
     def stamp(self, now: datetime) -> datetime:
         if self._last is None:
-            newest = self.conn.execute(select(func.max(articles.c.updated))).scalar()
-            newest_story = self.conn.execute(select(func.max(stories.c.updated))).scalar()
-            self._last = max(x for x in (now - _TICK, newest, newest_story) if x is not None)
+            self._seed_stamp(now, *self.conn.execute(_HEAD).one()[2:])
+        assert self._last is not None
         self._last = max(now, self._last + _TICK)
         return self._last
+
+    def _seed_stamp(self, now: datetime, *newest: datetime | None) -> None:
+        if self._last is None:
+            self._last = max(x for x in (now - _TICK, *newest) if x is not None)
 
     def classify(self, source: str, batch: Sequence[Article]) -> Upserted:
         """Split a source's batch into new articles and changed ones (with their row ids); the
@@ -360,21 +395,15 @@ class Tx:
         found: dict[tuple[str, str], tuple[int, str]] = {}
         if not batch:
             return found
-        cols = (
-            articles.c.id,
-            articles.c.key,
-            articles.c.guid,
-            articles.c.url,
-            articles.c.content_hash,
-        )
         for i in range(0, len(batch), 300):
             chunk = batch[i : i + 300]
-            cond = or_(
-                articles.c.key.in_([a.key for a in chunk]),
-                articles.c.guid.in_([a.guid for a in chunk if a.guid]),
-                articles.c.url.in_([a.url for a in chunk if a.url]),
-            )
-            for row in self.conn.execute(select(*cols).where(articles.c.source == source, cond)):
+            params = {
+                "b_source": source,
+                "b_keys": [a.key for a in chunk],
+                "b_guids": [a.guid for a in chunk if a.guid],
+                "b_urls": [a.url for a in chunk if a.url],
+            }
+            for row in self.conn.execute(_EXISTING, params):
                 value = (row.id, row.content_hash)
                 found[("key", row.key)] = value
                 if row.guid:
@@ -387,8 +416,8 @@ class Tx:
         """A writer for one batch of new stories and articles (two executemany calls)."""
         if self.conn.dialect.name == "postgresql":  # ids are handed out here, not by sequences
             self.conn.exec_driver_sql("LOCK TABLE stories, articles IN SHARE ROW EXCLUSIVE MODE")
-        story = self.conn.execute(select(func.coalesce(func.max(stories.c.id), 0))).scalar_one()
-        article = self.conn.execute(select(func.coalesce(func.max(articles.c.id), 0))).scalar_one()
+        story, article, newest, newest_story = self.conn.execute(_HEAD).one()
+        self._seed_stamp(now, newest, newest_story)
         return NewRows(self, now, int(story) + 1, int(article) + 1)
 
     def update_article(self, row_id: int, article: Article, now: datetime) -> None:
@@ -450,12 +479,9 @@ class Tx:
         warnings: Sequence[str],
         next_poll: datetime | None,
         moved_to: str | None,
-        item_count: int | None,
+        item_counts: Sequence[int],
     ) -> None:
-        row = self.conn.execute(select(sources.c.item_counts).where(sources.c.name == name)).first()
-        counts = list(row.item_counts or []) if row else []
-        if item_count is not None:
-            counts = [*counts, item_count][-5:]
+        """`item_counts`: the source's recent item counts, this poll's last."""
         values: dict[str, Any] = dict(
             last_poll=now,
             last_success=now,
@@ -465,14 +491,14 @@ class Tx:
             warnings=list(warnings),
             next_poll=next_poll,
             moved_to=moved_to,
-            item_counts=counts,
+            item_counts=list(item_counts),
             http_status=None,
         )
         if status != "not_modified" or etag or last_modified:
             values.update(etag=etag, last_modified=last_modified)
         if status == "not_modified":
             values.pop("warnings")  # nothing was re-read: the last poll's warnings still hold
-        self.conn.execute(sources.update().where(sources.c.name == name).values(values))
+        self.conn.execute(_source_update(tuple(values)), {"b_name": name, **values})
 
     def record_not_modified(self, polls: Sequence[NotModified], now: datetime) -> None:
         """A 304 changes only bookkeeping: one statement for every quiet source of a poll. A
