@@ -103,10 +103,10 @@ class _Session(requests.Session):
             self._environment[key] = super().merge_environment_settings(url, {}, None, None, None)
         env = self._environment[key]
         return {
-            "proxies": merge_setting(proxies, env["proxies"]),
-            "stream": merge_setting(stream, env["stream"]),
-            "verify": merge_setting(verify, env["verify"]),
-            "cert": merge_setting(cert, env["cert"]),
+            "proxies": merge_setting(proxies, env["proxies"]) if proxies else dict(env["proxies"]),
+            "stream": env["stream"] if stream is None else stream,
+            "verify": env["verify"] if verify is None else verify,
+            "cert": env["cert"] if cert is None else cert,
         }
 
 

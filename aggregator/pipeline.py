@@ -152,7 +152,7 @@ class Poller:
         states = self.store.source_states()
         reports: dict[str, PollReport] = {}
         workers = min(self.config.poll.concurrency, len(sources))
-        pool = self._parse_pool() if len(sources) >= POOL_THRESHOLD else None
+        use_pool = len(sources) >= POOL_THRESHOLD
         window = threading.BoundedSemaphore(max(2 * workers, 4 * (os.cpu_count() or 1)))
 
         def fetch_one(source: SourceConfig) -> Outcome:
@@ -178,8 +178,8 @@ class Poller:
                     outcome = future.result()
                     if self._needs_parse(outcome):
                         args = self._parse_args(outcome, now_fn())
-                        if pool is not None:
-                            parsed = pool.submit(parse_and_normalize, *args)
+                        if use_pool:
+                            parsed = self._parse_pool().submit(parse_and_normalize, *args)
                             parsing[parsed] = outcome
                             outstanding += 1
                             parsed.add_done_callback(finished.put)
@@ -258,6 +258,11 @@ class Poller:
 
     def _parse_pool(self) -> Executor:
         if self._pool is None:
+            # The workers are forked at the first job: with the parse stages imported here
+            # first they start ready, instead of each importing them again.
+            from . import dedupe, normalize  # noqa: F401
+            from .parse import feed  # noqa: F401
+
             workers = self.config.poll.workers or os.cpu_count() or 1
             self._pool = ProcessPoolExecutor(max_workers=workers)
         return self._pool
