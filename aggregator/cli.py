@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -444,5 +445,15 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
+def run() -> None:
+    """The `aggregator` command: `main`, then exit with its code."""
+    code = main()
+    # The process ends here: move every object out of the collector's sight, so the
+    # interpreter's last collection does not walk them all (0.1-0.2 s, a fifth of a poll
+    # in which every source answers 304). Nothing is leaked: the process is exiting.
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
