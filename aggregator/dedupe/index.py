@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
@@ -42,6 +43,44 @@ from .stages import (
 from .text import body_text, content_lines, is_generic_title, line_words
 
 
+class _SourceLines:
+    """One source's line counts: two arrays sorted by line key, ~6 bytes a line where a dict
+    takes ~90 with its int objects (a thousand sources keep ~350 lines each)."""
+
+    __slots__ = ("counts", "keys")
+
+    def __init__(self, pairs: Iterable[tuple[int, int]] = ()) -> None:
+        ordered = sorted(pairs)
+        self.keys = array("I", [k for k, _ in ordered])
+        self.counts = array("H", [c for _, c in ordered])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, key: int) -> int:
+        at = bisect_left(self.keys, key)
+        if at < len(self.keys) and self.keys[at] == key:
+            return self.counts[at]
+        raise KeyError(key)
+
+    def get(self, key: int) -> int:
+        try:
+            return self[key]
+        except KeyError:
+            return 0
+
+    def count(self, key: int) -> None:
+        at = bisect_left(self.keys, key)
+        if at < len(self.keys) and self.keys[at] == key:
+            self.counts[at] = min(self.counts[at] + 1, 0xFFFF)
+        else:
+            self.keys.insert(at, key)
+            self.counts.insert(at, 1)
+
+    def items(self) -> Iterable[tuple[int, int]]:
+        return zip(self.keys, self.counts, strict=True)
+
+
 class _LineCounts:
     """Per source: in how many articles each (hashed) body line appeared.
 
@@ -52,24 +91,24 @@ class _LineCounts:
     LIMIT = 4096
 
     def __init__(self) -> None:
-        self._counts: dict[str, dict[int, int]] = {}
+        self._counts: dict[str, _SourceLines] = {}
 
     def known(self, source: str) -> frozenset[int]:
-        counts = self._counts.get(source, {})
-        return frozenset(k for k, c in counts.items() if c >= BOILERPLATE_REPEATS)
+        lines = self._counts.get(source, _SourceLines())
+        return frozenset(k for k, c in lines.items() if c >= BOILERPLATE_REPEATS)
 
     def observe(self, source: str, keys: Iterable[int]) -> frozenset[int]:
         """Count one article's lines; return those that are now boilerplate of the source."""
-        counts = self._counts.setdefault(source, {})
+        lines = self._counts.setdefault(source, _SourceLines())
         unique = set(keys)
         for key in unique:
-            counts[key] = counts.get(key, 0) + 1
-        if len(counts) > self.LIMIT:
-            self._counts[source] = counts = {k: c for k, c in counts.items() if c >= 2}
-            if len(counts) > self.LIMIT // 2:
-                top = sorted(counts.items(), key=lambda kc: -kc[1])[: self.LIMIT // 2]
-                self._counts[source] = counts = dict(top)
-        return frozenset(k for k in unique if counts.get(k, 0) >= BOILERPLATE_REPEATS)
+            lines.count(key)
+        if len(lines) > self.LIMIT:
+            kept = [(k, c) for k, c in lines.items() if c >= 2]
+            if len(kept) > self.LIMIT // 2:
+                kept = sorted(kept, key=lambda kc: -kc[1])[: self.LIMIT // 2]
+            self._counts[source] = lines = _SourceLines(kept)
+        return frozenset(k for k in unique if lines.get(k) >= BOILERPLATE_REPEATS)
 
 
 class _MultiMap:
