@@ -32,6 +32,20 @@ def feed(number: int) -> str:
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>S{number}</title>{items}</channel></rss>'
 
 
+def _processes_running(marker: str) -> list[int]:
+    """Processes whose command line mentions `marker` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
 def test_sigkill_during_poll_loses_and_duplicates_nothing(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
@@ -63,6 +77,11 @@ def test_sigkill_during_poll_loses_and_duplicates_nothing(
             kills += 1
         proc.wait()
     assert kills >= 20, "the polls finished before they could be killed; the test proves nothing"
+    # The killed polls' parse workers notice and exit too (they would wait for jobs forever).
+    deadline = time.monotonic() + 10
+    while _processes_running(str(config)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_running(str(config)) == []
     final = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     with sqlite3.connect(tmp_path / "data" / "test.db") as conn:

@@ -3,7 +3,9 @@ for it (`Outcome`), the parse that runs in a worker process, and when it is due 
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,6 +66,19 @@ def parse_and_normalize(
     articles = [a for a in (normalize(i, source, rules, now) for i in parsed.items) if a]
     prepared = None if boilerplate is None else [dedupe.prepare(a, boilerplate) for a in articles]
     return articles, len(parsed.items), parsed.ttl_minutes, prepared
+
+
+def exit_with_parent(parent: int) -> None:
+    """Worker initializer. A worker holds both ends of its job pipe itself, so when the poll
+    that forked it is killed (SIGKILL, OOM) it would wait for jobs forever: it watches the
+    parent instead and exits once the parent is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def next_poll_at(

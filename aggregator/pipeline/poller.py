@@ -20,7 +20,15 @@ from ..errors import ParseError, SourceError
 from ..fetch import HostLimiter, fetch, make_session
 from ..model import Fetched, PollReport
 from ..store import NotModified, Store
-from .jobs import Outcome, is_quiet, item_counts, lower_bound, next_poll_at, parse_and_normalize
+from .jobs import (
+    Outcome,
+    exit_with_parent,
+    is_quiet,
+    item_counts,
+    lower_bound,
+    next_poll_at,
+    parse_and_normalize,
+)
 from .save import breakage_warnings, load_index, report_success, save_error, store_articles
 from .scrape import auto_source, html_source
 
@@ -183,7 +191,9 @@ class Poller:
             from ..parse import feed  # noqa: F401
 
             workers = self.config.poll.workers or os.cpu_count() or 1
-            self._pool = ProcessPoolExecutor(max_workers=workers)
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def _fetch_source(
