@@ -436,9 +436,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
 def parse_config(text: str, base: Path, name: str = "config.yaml") -> Config:
     """Validate config text; every error names the key path and its line in `name`."""
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~15x faster
-        node = yaml.compose(text, Loader=loader)
-        data = yaml.load(text, Loader=loader)
+        kind = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~15x faster
+        loader = kind(text)
+        try:  # one parse: the node tree gives the lines, and the data is built from it
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
