@@ -282,7 +282,7 @@ def run_digest(
             )
             with store.transaction() as tx:
                 tx.record_digest_failure(item.recipient, reason, now)
-            metrics.digest_messages.labels("failed").inc()
+            metrics.digest_recorded("failed")
             results.append(Delivery(item.recipient, "failed", len(item.stories), reason))
             continue
         # Only now, after the server accepted the message, are its stories marked sent.
@@ -291,7 +291,7 @@ def run_digest(
                 item.recipient, [s.id for s in item.stories], item.message["Message-ID"], now
             )
         log.info("digest to %s: %d stories sent", item.recipient, len(item.stories))
-        metrics.digest_messages.labels("sent").inc()
+        metrics.digest_recorded("sent")
         results.append(Delivery(item.recipient, "sent", len(item.stories)))
     return results
 

@@ -36,12 +36,14 @@ def report_success(
     """Metrics, the log line and the report of one source polled without error."""
     name, fetched = outcome.source.name, outcome.fetched
     duration = time.monotonic() - outcome.started
-    metrics.polls.labels(name, state).inc()
-    metrics.new_articles.labels(name).inc(new)
-    metrics.last_success.labels(name).set(now.timestamp())
-    if fetched is not None:
-        metrics.fetch_seconds.observe(fetched.elapsed)
-        metrics.fetched_bytes.inc(outcome.size or len(fetched.body))
+    metrics.poll_recorded(
+        name,
+        state,
+        new=new,
+        at=now.timestamp(),
+        fetch_seconds=fetched.elapsed if fetched is not None else None,
+        fetched_bytes=(outcome.size or len(fetched.body)) if fetched is not None else 0,
+    )
     log.info(
         "source=%s status=%s new=%d updated=%d items=%s duration=%.2fs",
         name,
@@ -84,7 +86,7 @@ def save_error(
                 retry_after=retry_after,
             ),
         )
-    metrics.polls.labels(source.name, "error").inc()
+    metrics.poll_recorded(source.name, "error")
     log.warning(
         "source=%s status=error error=%r duration=%.2fs", source.name, error.reason, duration
     )

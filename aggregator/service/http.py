@@ -183,15 +183,16 @@ def create_app(
     def metrics_endpoint(request: Request) -> Response:
         config, now = get_config(), datetime.now(UTC)
         health = store.health()
-        metrics.sources_backoff.set(
+        collected = metrics.enable()
+        collected.sources_backoff.set(
             sum(1 for h in health if h.consecutive_failures and not h.removed)
         )
-        metrics.sources_dead.set(sum(1 for h in health if h.dead(now, config.poll.dead_after)))
+        collected.sources_dead.set(sum(1 for h in health if h.dead(now, config.poll.dead_after)))
         for h in health:
             if h.last_success:
-                metrics.last_success.labels(h.name).set(h.last_success.timestamp())
-        metrics.stories.set(store.counts()["stories"])
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+                collected.last_success.labels(h.name).set(h.last_success.timestamp())
+        collected.stories.set(store.counts()["stories"])
+        return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         Route("/feed.atom", feed),

@@ -16,6 +16,7 @@ from types import FrameType
 
 import uvicorn
 
+from .. import metrics
 from ..config import load_config
 from ..pipeline import build_outputs
 from ..store import open_store
@@ -45,6 +46,7 @@ class _Server(uvicorn.Server):
 def serve(config_path: str) -> int:
     config = load_config(config_path)
     store = open_store(config.database)
+    metrics.enable()  # the service is what /metrics is scraped from
     build_outputs(config, store, datetime.now(UTC))  # serve something at once, even before a poll
     service = Service(config, store, config_path=Path(config_path))
     app = create_app(lambda: service.config, store, config_error=lambda: service.config_error)
