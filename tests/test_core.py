@@ -402,3 +402,36 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(
     assert result.code == 3
     assert "schema version 99 is newer than this program (2)" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_poll_where_nothing_changed_imports_no_parsing_stage(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """Start-up is most of such a poll: the parse, dedupe, output and metrics libraries load
+    only when a source has something new."""
+    import subprocess
+    import sys
+
+    body = (FEEDS / "rss20.xml").read_bytes()
+
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(body, content_type="application/rss+xml", headers={"ETag": '"v1"'})
+
+    httpserver.expect_request("/feed").respond_with_handler(handler)
+    config = write_config(tmp_path, [{"name": "Riverbend", "url": httpserver.url_for("/feed")}])
+    heavy = ("numpy", "feedparser", "lxml", "nh3", "jinja2", "feedgen", "prometheus_client")
+    script = (
+        "import sys\n"
+        "from aggregator.cli import main\n"
+        f"code = main(['-c', {str(config)!r}, 'poll'])\n"
+        f"print('loaded:', sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    cold = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert cold.returncode == 0 and "ok new=3" in cold.stdout, cold.stderr
+    assert "'feedparser'" in cold.stdout  # the check can fail: a poll that parses loads them
+    warm = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert warm.returncode == 0 and "not modified" in warm.stdout, warm.stderr
+    assert "loaded: []" in warm.stdout
