@@ -69,13 +69,16 @@ class _SourceLines:
         except KeyError:
             return 0
 
-    def count(self, key: int) -> None:
-        at = bisect_left(self.keys, key)
-        if at < len(self.keys) and self.keys[at] == key:
-            self.counts[at] = min(self.counts[at] + 1, 0xFFFF)
-        else:
-            self.keys.insert(at, key)
-            self.counts.insert(at, 1)
+    def count(self, key: int) -> int:
+        """One more article with this line; returns how many have had it."""
+        keys = self.keys
+        at = bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            seen = self.counts[at] = min(self.counts[at] + 1, 0xFFFF)
+            return seen
+        keys.insert(at, key)
+        self.counts.insert(at, 1)
+        return 1
 
     def items(self) -> Iterable[tuple[int, int]]:
         return zip(self.keys, self.counts, strict=True)
@@ -101,14 +104,14 @@ class _LineCounts:
         """Count one article's lines; return those that are now boilerplate of the source."""
         lines = self._counts.setdefault(source, _SourceLines())
         unique = set(keys)
-        for key in unique:
-            lines.count(key)
+        seen = {key: lines.count(key) for key in unique}
         if len(lines) > self.LIMIT:
             kept = [(k, c) for k, c in lines.items() if c >= 2]
             if len(kept) > self.LIMIT // 2:
                 kept = sorted(kept, key=lambda kc: -kc[1])[: self.LIMIT // 2]
             self._counts[source] = lines = _SourceLines(kept)
-        return frozenset(k for k in unique if lines.get(k) >= BOILERPLATE_REPEATS)
+            seen = {key: lines.get(key) for key in unique}
+        return frozenset(k for k, c in seen.items() if c >= BOILERPLATE_REPEATS)
 
 
 class _MultiMap:
