@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    finally:
+        while _OPENED:  # closed here, not left to the collector: SQLite checkpoints its WAL
+            _OPENED.pop().close()  # into the database when the last connection closes
+
+
+_OPENED: list[Store] = []  # stores opened by the running command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,7 +151,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _store(config: Config) -> Store:
-    return open_store(config.database)
+    store = open_store(config.database)
+    _OPENED.append(store)
+    return store
 
 
 def cmd_check(args: argparse.Namespace) -> int:
