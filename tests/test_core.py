@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -112,16 +113,21 @@ def test_chinese_and_cst_dates_in_feeds_use_our_rules(
     )  # CST = +08:00 here
 
 
+def conditional(body: bytes, content_type: str, etag: str = '"v1"') -> Any:
+    """A source that answers 304 to a request carrying its ETag."""
+
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return Response(body, content_type=content_type, headers={"ETag": etag})
+
+    return handler
+
+
 def test_conditional_get_second_poll_is_not_modified(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
-    body = (FEEDS / "atom10.xml").read_bytes()
-
-    def handler(request: Request) -> Response:
-        if request.headers.get("If-None-Match") == '"v1"':
-            return Response(status=304, headers={"ETag": '"v1"'})
-        return Response(body, content_type="application/atom+xml", headers={"ETag": '"v1"'})
-
+    handler = conditional((FEEDS / "atom10.xml").read_bytes(), "application/atom+xml")
     httpserver.expect_request("/feed").respond_with_handler(handler)
     config = write_config(tmp_path, [{"name": "Lakeside", "url": httpserver.url_for("/feed")}])
     first = run_cli("-c", str(config), "poll")
@@ -412,13 +418,7 @@ def test_a_poll_where_nothing_changed_imports_no_parsing_stage(
     import subprocess
     import sys
 
-    body = (FEEDS / "rss20.xml").read_bytes()
-
-    def handler(request: Request) -> Response:
-        if request.headers.get("If-None-Match") == '"v1"':
-            return Response(status=304, headers={"ETag": '"v1"'})
-        return Response(body, content_type="application/rss+xml", headers={"ETag": '"v1"'})
-
+    handler = conditional((FEEDS / "rss20.xml").read_bytes(), "application/rss+xml")
     httpserver.expect_request("/feed").respond_with_handler(handler)
     config = write_config(tmp_path, [{"name": "Riverbend", "url": httpserver.url_for("/feed")}])
     heavy = ("numpy", "feedparser", "lxml", "nh3", "jinja2", "feedgen", "prometheus_client")
