@@ -224,33 +224,37 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._wake = threading.Condition()
-        self._heap: list[tuple[float, int, requests.Response]] = []
-        self._done: set[int] = set()
+        # [deadline, tie-breaker, response or None once the read is over], earliest first
+        self._heap: list[list[Any]] = []
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
 
     @contextmanager
     def watch(self, deadline: float, response: requests.Response) -> Iterator[None]:
-        key = next(self._ids)
+        entry = [deadline, next(self._ids), response]
         with self._wake:
-            heapq.heappush(self._heap, (deadline, key, response))
+            heapq.heappush(self._heap, entry)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="fetch-watchdog")
                 self._thread.daemon = True
                 self._thread.start()
-            if self._heap[0][1] == key:
+            if self._heap[0] is entry:
                 self._wake.notify()
         try:
             yield
         finally:
             with self._wake:
-                self._done.add(key)
+                entry[2] = None  # read over: nothing to shut, and the response is let go
+                self._drop_finished()
+
+    def _drop_finished(self) -> None:
+        while self._heap and self._heap[0][2] is None:
+            heapq.heappop(self._heap)
 
     def _run(self) -> None:
         while True:
             with self._wake:
-                while self._heap and self._heap[0][1] in self._done:
-                    self._done.discard(heapq.heappop(self._heap)[1])
+                self._drop_finished()
                 if not self._heap:
                     self._wake.wait(60)
                     continue
