@@ -3,6 +3,7 @@ yields well-formed Atom or a clear source error, never a crash."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,3 +108,46 @@ def test_every_corpus_sample_parses_or_fails_clearly(httpserver: HTTPServer) -> 
         f"corpus: {len(samples)} samples, {parsed} parsed ({entries} entries), {errors} clear source errors"
     )
     assert parsed > 1500
+
+
+def _feedparser_result(body: bytes) -> object:
+    """What feedparser makes of a body, as parse/feed.py calls it (exceptions as text)."""
+    import feedparser
+
+    result = feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
+    return (
+        result.get("feed"),
+        result.get("entries"),
+        result.get("version"),
+        result.get("bozo"),
+        repr(result.get("bozo_exception")),
+    )
+
+
+@pytest.mark.skipif(
+    not CORPUS.is_dir(), reason="shared/corpus is not checked out beside the project"
+)
+def test_feedparser_speed_ups_change_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse/feed.py gives feedparser a text-buffering expat reader, a direct deepcopy of its
+    dicts and a cache for base URI resolution: every corpus sample must parse exactly as
+    with feedparser's own."""
+    import feedparser.api
+    import feedparser.mixin
+    import feedparser.urls
+    import feedparser.util
+
+    assert feedparser.api.PREFERRED_XML_PARSERS == ["aggregator.parse.feed"]
+    assert "__deepcopy__" in vars(feedparser.util.FeedParserDict)
+    samples = sorted(p for p in CORPUS.rglob("*.xml") if p.is_file())
+    assert len(samples) > 1500
+    bodies = [p.read_bytes() for p in samples]
+    fast = [_feedparser_result(body) for body in bodies]
+    monkeypatch.setattr(feedparser.api, "PREFERRED_XML_PARSERS", ["xml.sax.expatreader"])
+    monkeypatch.delattr(feedparser.util.FeedParserDict, "__deepcopy__")
+    monkeypatch.setattr(
+        feedparser.mixin, "make_safe_absolute_uri", feedparser.urls.make_safe_absolute_uri
+    )
+    plain = [_feedparser_result(body) for body in bodies]
+    differ = [str(p) for p, a, b in zip(samples, fast, plain, strict=True) if a != b]
+    assert not differ, differ[:5]
+    assert sum(1 for result in fast if result[1]) > 1000  # samples with entries
