@@ -163,11 +163,25 @@ def sanitize(html_text: str | None, base: str) -> str | None:
     finally:
         _CLEANING.base = ""
     # html5ever decodes &#1; or &#xFFFE; into characters XML cannot carry: drop them again
-    return _CONTROL.sub("", cleaned).strip() or None
+    # (only a character reference can make one: the input has none left)
+    if "&#" in html_text:
+        cleaned = _CONTROL.sub("", cleaned)
+    return cleaned.strip() or None
+
+
+# An absolute http(s) URL that urljoin would hand back as it is: lower-case scheme, a host,
+# printable ASCII only, no `[` `]` (IPv6 hosts get validated) or `;` (path parameters), no
+# empty `?` or `#` (which urljoin drops). About half the URLs in bodies, and urljoin costs
+# ~8 us a call. A property test checks the shortcut against urljoin.
+_PLAIN_ABSOLUTE = re.compile(
+    r'https?://[!"$-.0-:<->@-Z\\^-~][!"$-:<->@-Z\\^-~]*(?:\?[!"$-~]+)?(?:#[!-~]+)?'
+)
 
 
 def _join(base: str, url: str) -> str | None:
     """urljoin without its ValueError (a malformed IPv6 host) and without control characters."""
+    if _PLAIN_ABSOLUTE.fullmatch(url):
+        return url
     try:
         return _CONTROL.sub("", urljoin(base, url))
     except ValueError:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 import lxml.html
@@ -27,7 +27,7 @@ from lxml import etree
 from aggregator.config import OutputConfig, Selectors, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.model import Article, Enclosure, Item, Parsed, StoredArticle, Story
-from aggregator.normalize import MAX_TITLE, SUMMARY_CHARS, normalize
+from aggregator.normalize import _CONTROL, MAX_TITLE, SUMMARY_CHARS, _join, normalize
 from aggregator.outputs.atom import render_atom
 from aggregator.parse.feed import parse_feed
 from aggregator.parse.html import parse_list
@@ -776,6 +776,31 @@ def test_hostile_html_is_sanitized(body: str, base: str) -> None:
     )
     articles = through_pipeline([item])
     assert len(articles) == 1
+
+
+URL_PIECES = st.text(
+    alphabet=st.sampled_from(list("aZ09-._~%!$&'()*+,=:@/?#;[] \t\n\x00\x7f\\é中")), max_size=30
+)
+
+
+@settings(BASE, max_examples=600)
+@given(
+    st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "//", "/", ""]),
+    URL_PIECES,
+    st.sampled_from([FEED_URL, "http://news.example.edu/a/b/c.html?x=1#y", "https://h"]),
+)
+@example("http://", "a/b?", "http://news.example.edu/")
+@example("https://", "a/b#", "https://h")
+@example("http://", "/x", "http://h/")
+@example("https://", "[::1/x", FEED_URL)
+def test_absolute_url_shortcut_matches_urljoin(scheme: str, rest: str, base: str) -> None:
+    """`_join` skips urljoin for plain absolute URLs: the answer must be urljoin's."""
+    url = scheme + rest
+    try:
+        expected = _CONTROL.sub("", urljoin(base, url))
+    except ValueError:
+        expected = None
+    assert _join(base, url) == expected
 
 
 @settings(BASE, max_examples=15)
