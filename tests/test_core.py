@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -408,6 +409,45 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(
     assert result.code == 3
     assert "schema version 99 is newer than this program (2)" in result.err
     assert "Traceback" not in result.err
+
+
+def test_stored_timestamps_keep_sqlalchemys_sqlite_text_form(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """The store writes SQLite timestamps itself (one C call a value): the text must be
+    what SQLAlchemy's own DateTime writes, or old and new rows would sort differently."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from aggregator.store.schema import UTCDateTime
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    zone = timezone(timedelta(hours=8))
+    for value in (
+        datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=zone),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(987, 6, 5, 4, 3, 2, tzinfo=UTC),
+    ):
+        assert ours(value) == theirs(value.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(datetime(2026, 11, 29))
+    httpserver.expect_request("/feed").respond_with_data(
+        (FEEDS / "rss20.xml").read_bytes(), content_type="application/rss+xml"
+    )
+    config = write_config(tmp_path, [{"name": "Riverbend", "url": httpserver.url_for("/feed")}])
+    assert run_cli("-c", str(config), "poll").code == 0
+    stored = rows(tmp_path, "select published, first_seen, updated from articles")
+    assert len(stored) == 3
+    for texts in stored:
+        for text in texts:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", text), text
 
 
 def test_a_poll_where_nothing_changed_imports_no_parsing_stage(

@@ -40,6 +40,22 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to the store")
         return value.astimezone(UTC).replace(tzinfo=None)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, where the value is stored as text, both steps in one call: SQLAlchemy's
+        text form (`%04d-%02d-%02d %02d:%02d:%02d.%06d`, formatted in Python) is what
+        `isoformat(" ", "microseconds")` writes in C. Tens of thousands of values a poll."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
