@@ -7,6 +7,7 @@ import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +21,7 @@ from aggregator.fetch import fetch, make_session
 from aggregator.model import StoredArticle, Story
 from aggregator.normalize import normalize
 from aggregator.outputs.atom import render_atom
-from aggregator.parse.feed import parse_feed
+from aggregator.parse.feed import _SLOW_LOOKUPS, parse_feed
 
 from .conftest import ROOT
 
@@ -129,8 +130,8 @@ def _feedparser_result(body: bytes) -> object:
 )
 def test_feedparser_speed_ups_change_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """parse/feed.py gives feedparser a text-buffering expat reader, a direct deepcopy of its
-    dicts and a cache for base URI resolution: every corpus sample must parse exactly as
-    with feedparser's own."""
+    dicts, plain keys looked up in C and a cache for base URI resolution: every corpus sample
+    must parse exactly as with feedparser's own."""
     import feedparser.api
     import feedparser.mixin
     import feedparser.urls
@@ -144,6 +145,10 @@ def test_feedparser_speed_ups_change_no_result(monkeypatch: pytest.MonkeyPatch) 
     fast = [_feedparser_result(body) for body in bodies]
     monkeypatch.setattr(feedparser.api, "PREFERRED_XML_PARSERS", ["xml.sax.expatreader"])
     monkeypatch.delattr(feedparser.util.FeedParserDict, "__deepcopy__")
+    assert set(_SLOW_LOOKUPS) == {"get", "__contains__", "__getitem__"}
+    for name, method in _SLOW_LOOKUPS.items():
+        monkeypatch.setattr(feedparser.util.FeedParserDict, name, method)
+    monkeypatch.setattr(feedparser.util.FeedParserDict, "has_key", _SLOW_LOOKUPS["__contains__"])
     monkeypatch.setattr(
         feedparser.mixin, "make_safe_absolute_uri", feedparser.urls.make_safe_absolute_uri
     )
@@ -151,3 +156,39 @@ def test_feedparser_speed_ups_change_no_result(monkeypatch: pytest.MonkeyPatch) 
     differ = [str(p) for p, a, b in zip(samples, fast, plain, strict=True) if a != b]
     assert not differ, differ[:5]
     assert sum(1 for result in fast if result[1]) > 1000  # samples with entries
+
+
+def _outcome(call: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "value", call(*args)
+    except Exception as exc:
+        return "raises", type(exc)
+
+
+@pytest.mark.skipif(
+    not CORPUS.is_dir(), reason="shared/corpus is not checked out beside the project"
+)
+def test_feedparser_dict_lookups_answer_as_feedparsers_own() -> None:
+    """The C lookups for plain keys: every key, mapped, computed or plain, present or not,
+    gets the answer (or the exception) feedparser's own methods give."""
+    import feedparser
+    from feedparser.util import FeedParserDict
+
+    dicts: list[Any] = [
+        FeedParserDict(tags=[]),
+        FeedParserDict(links=[{"rel": "alternate", "href": "http://a/"}]),
+        FeedParserDict(published="x", published_parsed=(2026,)),
+        FeedParserDict(summary="s", subtitle_detail={"type": "text/plain"}),
+    ]
+    for sample in sorted(CORPUS.rglob("*.xml"))[::10]:
+        result = feedparser.parse(io.BytesIO(sample.read_bytes()))
+        dicts += [result.get("feed", FeedParserDict()), *result.get("entries", [])]
+    assert len(dicts) > 200
+    probes = {"nothing", *FeedParserDict.keymap, "category", "enclosures", "license"}
+    probes |= {"updated", "updated_parsed"}
+    for d in dicts:
+        for key in probes | set(d):
+            for name in ("get", "__contains__", "__getitem__"):
+                fast = getattr(FeedParserDict, name)
+                slow = _SLOW_LOOKUPS[name]
+                assert _outcome(fast, d, key) == _outcome(slow, d, key), (name, key, d)
