@@ -26,7 +26,6 @@ MAX_TITLE = 500
 DEEP_MARKUP = 3000  # tags; above this, markup is flattened by lxml before sanitizing
 SUMMARY_CHARS = 300
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
-_SPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<[^>]*>")
 _BLOCK_END = re.compile(
     r"(?i)<(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote|/pre|/section|/article)\b[^>]*>"
@@ -93,7 +92,7 @@ def clean_text(text: str | None) -> str:
         return ""
     if "<" in text:
         text = _TAG.sub("", _BLOCK_END.sub(" ", text))
-    # " ".join(t.split()) == _SPACE.sub(" ", t).strip(): both split on str.isspace()
+    # " ".join(t.split()) == re.sub(r"\s+", " ", t).strip(): both split on str.isspace()
     return " ".join(_CONTROL.sub("", html.unescape(text)).split())
 
 
@@ -288,5 +287,5 @@ def normalize(
         tags=tuple(tags),
         enclosures=enclosures,
         content_hash=digest_of(title, url, summary, content, tags, enclosures, author),
-        text_hash=digest_of(_SPACE.sub("", text)) if len(text) >= 40 else "",
+        text_hash=digest_of("".join(text.split())) if len(text) >= 40 else "",
     )

@@ -20,7 +20,6 @@ CJK = "\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 CJK_CHAR = re.compile(f"[{CJK}]")
 CJK_RANGES = ((0x2E80, 0x9FFF), (0xF900, 0xFAFF), (0x3040, 0x30FF), (0xAC00, 0xD7AF))
 _NON_WORD = re.compile(r"[\W_]+")
-_SPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<[^>]*>")
 _BLOCK = re.compile(
     r"(?i)<\s*/?\s*(?:p|br|div|li|h[1-6]|tr|blockquote|pre|section|article|figure|figcaption"
@@ -254,7 +253,7 @@ def body_text(article: Article) -> str:
         text = html.unescape(_TAG.sub("", _BLOCK.sub("\n", article.content)))
     if not text.strip():
         text = article.summary or ""
-    # " ".join(line.split()) == _SPACE.sub(" ", line).strip(): both split on str.isspace()
+    # " ".join(line.split()) == re.sub(r"\s+", " ", line).strip(): both split on str.isspace()
     lines = (" ".join(line.split()) for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
