@@ -121,14 +121,28 @@ def truncate(text: str, limit: int = SUMMARY_CHARS) -> str:
 _CLEANING = threading.local()
 
 
+_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+# How a browser reads a URL's scheme: leading C0 controls and spaces skipped, tabs and line
+# breaks anywhere removed ("java\tscript:" is javascript:).
+_URL_NOISE = re.compile(r"^[\x00-\x20]+|[\t\n\r]")
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+def _allowed_url(url: str) -> bool:
+    """Relative, or one of the schemes the sanitizer allows."""
+    scheme = _SCHEME.match(_URL_NOISE.sub("", url))
+    return scheme is None or scheme.group(1).lower() in _URL_SCHEMES
+
+
 def _absolute(tag: str, attr: str, value: str) -> str | None:
-    """Attribute filter: URLs made absolute against the body's base, scripts dropped."""
+    """Attribute filter: URLs made absolute against the body's base, scripts dropped. nh3
+    checks schemes before this filter, not after: what the join makes is checked here (an
+    empty `href` joined to a feed's `javascript:` base would be a script link)."""
     if attr in _URL_ATTRS:
         value = value.strip()
-        if value.lower().startswith(("javascript:", "vbscript:", "data:")):
-            return None
         base = _CLEANING.base
-        return _join(base, value) if base else value
+        url = _join(base, value) if base else value
+        return url if url is not None and _allowed_url(url) else None
     return value
 
 
@@ -137,7 +151,7 @@ _CLEANER = nh3.Cleaner(
     tags=_TAGS,
     attributes=_ATTRIBUTES,
     attribute_filter=_absolute,
-    url_schemes={"http", "https", "mailto"},
+    url_schemes=set(_URL_SCHEMES),
 )
 # What html5ever changes in text without markup: escapes (&, <, >, no-break space), CR line
 # ends, a byte order mark. Text with none of these comes out of the sanitizer unchanged.
@@ -231,7 +245,7 @@ def normalize(
     item: Item, source: SourceConfig, rules: Sequence[Rule], now: datetime
 ) -> Article | None:
     """One item to one article; None when a filter or rule drops it or it has nothing to show."""
-    base = item.base_url or source.url
+    base = _http(item.base_url) or source.url  # a feed's own base is only used if http(s)
     link = _http(_join(base, item.link.strip())) if item.link else ""
     url = canonical_url(link) if link else ""
     title = clean_text(item.title)

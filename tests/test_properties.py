@@ -27,7 +27,7 @@ from lxml import etree
 from aggregator.config import OutputConfig, Selectors, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.model import Article, Enclosure, Item, Parsed, StoredArticle, Story
-from aggregator.normalize import _CONTROL, MAX_TITLE, SUMMARY_CHARS, _join, normalize
+from aggregator.normalize import _CONTROL, MAX_TITLE, SUMMARY_CHARS, _join, normalize, sanitize
 from aggregator.outputs.atom import render_atom
 from aggregator.parse.feed import parse_feed
 from aggregator.parse.html import parse_list
@@ -734,6 +734,14 @@ def test_malformed_feeds_parse_or_fail_clearly(document: tuple[str, int, bytes])
     b'{"version": "https://jsonfeed.org/version/1.1", "home_page_url": "http://[abc",'
     b' "items": [{"url": "a/1"}]}'
 )
+@example(  # an empty href joined to a javascript: base was a script link
+    b'{"version": "https://jsonfeed.org/version/1.1", "home_page_url": "javascript:e.org",'
+    b' "items": [{"content_html": "<A HREF>x</A> <img src=\\"\\">"}]}'
+)
+@example(
+    b'{"version": "https://jsonfeed.org/version/1.1", "home_page_url": "ftp://e.org/",'
+    b' "items": [{"content_html": "<a href=\\"\\">x</a> <a href=\\"a/b\\">y</a>"}]}'
+)
 def test_json_feeds_parse_or_fail_clearly(body: bytes) -> None:
     parsed = parse_feed_or_none(body, "application/feed+json")
     if parsed is not None:
@@ -766,6 +774,9 @@ def test_arbitrary_items_normalize_to_a_valid_feed(batch: list[Item]) -> None:
 @given(hostile_html, st.one_of(st.just(FEED_URL), urls()))
 @example("<p>a&#1;b&#xFFFE;</p>", FEED_URL)
 @example('<a href="x">x</a>', "http://[x/")
+@example('<a href="">x</a><a href>y</a><img src=" ">', "javascript:alert(1)")
+@example('<a href="">x</a><a href="q">y</a>', "java\tscript:alert(1)")
+@example('<a href="">x</a><img src="">', "data:text/html,x")
 def test_hostile_html_is_sanitized(body: str, base: str) -> None:
     item = Item(
         title="Hostile",
@@ -776,6 +787,19 @@ def test_hostile_html_is_sanitized(body: str, base: str) -> None:
     )
     articles = through_pipeline([item])
     assert len(articles) == 1
+
+
+def test_urls_joined_to_a_base_keep_to_the_allowed_schemes() -> None:
+    """nh3 checks schemes before the attribute filter that joins URLs to the base: an empty or
+    relative link joined to a non-http base must not come out as a script (or other) link."""
+    for base in ("javascript:alert(1)", "java\tscript:alert(1)", " data:text/html,x", "ftp://h/"):
+        body = '<a href="">a</a><a href>b</a><a href="c/d">c</a><img src="">'
+        cleaned = sanitize(body, base) or ""
+        assert_safe_html(cleaned)
+        assert cleaned.count("<a") == 3, cleaned
+    kept = sanitize('<a href="b">x</a><a href="mailto:a@e.org">m</a>', FEED_URL) or ""
+    assert 'href="https://news.example.edu/feeds/b"' in kept
+    assert 'href="mailto:a@e.org"' in kept
 
 
 URL_PIECES = st.text(
