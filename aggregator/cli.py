@@ -19,6 +19,7 @@ from typing import Any
 from . import __version__
 from .config import Config, load_config
 from .errors import AggregatorError, UsageError, redact
+from .health import source_rows
 from .store import Store, open_store
 
 log = logging.getLogger("aggregator")
@@ -229,72 +230,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def source_rows(config: Config, store: Store, now: datetime) -> list[dict[str, Any]]:
-    health = {h.name: h for h in store.health()}
-    rows = []
-    for source in config.sources:
-        h = health.get(source.name)
-        dead = bool(h and h.dead(now, config.poll.dead_after))
-        status = (
-            "disabled"
-            if not source.enabled
-            else "dead"
-            if dead
-            else (h.last_status if h and h.last_status else "never polled")
-        )
-        error = None
-        if h and h.last_error and h.last_status == "error":
-            error = h.last_error
-        backoff = bool(h and h.consecutive_failures)
-        rows.append(
-            {
-                "name": source.name,
-                "type": source.type,
-                "url": redact(source.url),
-                "status": status,
-                "last_poll": h.last_poll.isoformat() if h and h.last_poll else None,
-                "last_success": h.last_success.isoformat() if h and h.last_success else None,
-                "last_error": error,
-                "last_error_at": h.last_error_at.isoformat()
-                if h and h.last_error_at and error
-                else None,
-                "consecutive_failures": h.consecutive_failures if h else 0,
-                "failing_since": h.failing_since.isoformat() if h and h.failing_since else None,
-                "backoff": backoff,
-                "next_poll": h.next_poll.isoformat() if h and h.next_poll else None,
-                "articles": h.articles if h else 0,
-                "warnings": list(h.warnings) if h else [],
-                "moved_to": h.moved_to if h else None,
-            }
-        )
-    for name, h in health.items():
-        if config.source(name) is None:
-            rows.append(
-                {
-                    "name": name,
-                    "type": "-",
-                    "url": redact(h.url),
-                    "status": "removed",
-                    "last_poll": _iso(h.last_poll),
-                    "last_success": _iso(h.last_success),
-                    "last_error": None,
-                    "last_error_at": None,
-                    "consecutive_failures": h.consecutive_failures,
-                    "failing_since": None,
-                    "backoff": False,
-                    "next_poll": None,
-                    "articles": h.articles,
-                    "warnings": [],
-                    "moved_to": None,
-                }
-            )
-    return rows
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def cmd_sources(args: argparse.Namespace) -> int:

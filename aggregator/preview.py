@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from .config import Config, Selectors, SourceConfig
 from .errors import SourceError, UsageError
-from .fetch import HostLimiter, charset_decision, fetch, make_session
+from .fetch import HostLimiter, fetch, make_session
+from .fetch.charset import charset_decision
 from .model import Item, Parsed
 from .normalize import clean_text, normalize
 from .parse.feed import parse_feed

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aggregator.config import SourceConfig  # noqa: E402
-from aggregator.fetch import decode_html  # noqa: E402
+from aggregator.fetch.charset import decode_html  # noqa: E402
 from aggregator.parse.html import parse_list  # noqa: E402
 
 TARGET = 1000.0

@@ -23,8 +23,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from aggregator.config import load_config
-from aggregator.fetch import charset_decision, decode_html
-from aggregator.parse.html import extract_article, parse_list, repair_title
+from aggregator.fetch.charset import charset_decision, decode_html
+from aggregator.parse.article import extract_article, repair_title
+from aggregator.parse.html import parse_list
 from aggregator.service.http import health_document
 from aggregator.store import open_store
 

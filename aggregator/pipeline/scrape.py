@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from ..config import Config, SourceConfig
 from ..errors import FetchError, ParseError, SourceError
-from ..fetch import decode_html
+from ..fetch.charset import decode_html
 from ..model import Fetched, Item
 from ..store import Store
 from .jobs import Outcome
@@ -25,7 +25,7 @@ from .jobs import Outcome
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from ..parse.html import ArticlePage
+    from ..parse.article import ArticlePage
 
     class Get(Protocol):
         """Fetches a URL for a source: `Poller._get`. For the type checker only: a Protocol
@@ -159,7 +159,7 @@ def with_article_pages(
     (the list alone would blank it). Links to another host than the list page's are only
     followed with follow_offsite. A failing page keeps the list fields and is a warning."""
     from ..normalize import canonical_url
-    from ..parse.html import extract_article, repair_title, restore_title
+    from ..parse.article import extract_article, repair_title, restore_title
 
     selectors = source.selectors
     if not selectors or not (selectors.content or source.extract == "auto"):

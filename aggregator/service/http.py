@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from .. import digest, metrics
 from ..config import Config
-from ..errors import redact
+from ..health import health_entries
 from ..store import Store
 
 
@@ -94,31 +94,9 @@ def _conditional(request: Request, cached: _Cached, media_type: str) -> Response
 def health_document(
     config: Config, store: Store, now: datetime, config_error: str | None = None
 ) -> dict[str, Any]:
-    """The /healthz JSON: `ok` is false when any enabled source is dead or the config is broken."""
-    health = {h.name: h for h in store.health()}
-    sources = []
-    dead = 0
-    for source in config.sources:
-        h = health.get(source.name)
-        is_dead = bool(h and h.dead(now, config.poll.dead_after))
-        dead += is_dead and source.enabled
-        sources.append(
-            {
-                "name": source.name,
-                "url": redact(source.url),
-                "enabled": source.enabled,
-                "status": "dead"
-                if is_dead
-                else (h.last_status if h and h.last_status else "never polled"),
-                "last_poll": _iso(h.last_poll if h else None),
-                "last_success": _iso(h.last_success if h else None),
-                "last_error": h.last_error if h and h.last_status == "error" else None,
-                "last_error_at": _iso(h.last_error_at if h else None),
-                "consecutive_failures": h.consecutive_failures if h else 0,
-                "warnings": list(h.warnings) if h else [],
-                "articles": h.articles if h else 0,
-            }
-        )
+    """The /healthz JSON: `ok` is false when any enabled source is dead or the config is broken.
+    The per-source entries come from `aggregator.health`, like those of `aggregator sources`."""
+    sources, dead = health_entries(config, store, now)
     status = "degraded" if dead or config_error else "ok"
     document: dict[str, Any] = {
         "ok": status == "ok",
@@ -129,10 +107,6 @@ def health_document(
     if config_error:
         document["config_error"] = config_error
     return document
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def create_app(
