@@ -20,7 +20,16 @@ import lxml.html
 from ..config import SourceConfig
 from ..model import Enclosure
 from .dates import parse_date
-from .html import _TRUNCATED, _absolute, _attr, _base, _document, _select, _split, _text
+from .html import (
+    TRUNCATED,
+    absolute_link,
+    attr_text,
+    document,
+    element_text,
+    page_base,
+    select,
+    split_css,
+)
 
 __all__ = [
     "ATTACHMENT_TYPES",
@@ -81,8 +90,8 @@ def extract_article(
     absolute) and its attachments; `extract: auto` without a content selector uses trafilatura.
     With `tz` and `now`, a publication date in the page's <meta> is parsed too."""
     selectors = source.selectors
-    doc = _document(text, page_url)
-    base = _base(doc, page_url)
+    doc = document(text, page_url)
+    base = page_base(doc, page_url)
     for img in doc.iter("img"):  # lazy-loaded images keep the real address elsewhere
         if not img.get("src") or img.get("src", "").startswith("data:"):
             lazy = next((img.get(a) for a in _LAZY_SRC if img.get(a)), None)
@@ -102,11 +111,11 @@ def extract_article(
             content = _auto_extract(lxml.html.tostring(doc, encoding="unicode"), base)
             return ArticlePage(content, attachments, published, title)
         return ArticlePage(None, extra, published, title)
-    found, _ = _select(doc, selectors.content)
+    found, _ = select(doc, selectors.content)
     if found is None:
         return ArticlePage(None, extra, published, title)
     for selector in selectors.remove:
-        compiled, _ = _split(selector)
+        compiled, _ = split_css(selector)
         for element in compiled(found) if compiled else []:
             if element is not found:
                 element.drop_tree()
@@ -132,23 +141,23 @@ def _attachments(
     the link text (`报名表.docx`) when the address has no extension; without one, links whose
     address or text ends in a document extension count."""
     if selector:
-        compiled, attr = _split(selector)
+        compiled, attr = split_css(selector)
         matched = compiled(root) if compiled else [root]
         links = [(m if m.tag == "a" or attr else next(m.iter("a"), m), attr) for m in matched]
     else:
         links = [(a, None) for a in root.iter("a")]
     found: dict[str, Enclosure] = {}
     for link, attr in links:
-        url = _absolute(base, link.get(attr or "href"))
+        url = absolute_link(base, link.get(attr or "href"))
         if url is None:
             continue
         path = urlsplit(url).path
-        name = _text(link)
+        name = element_text(link)
         match = _ATTACHMENT.search(path) or _ATTACHMENT_NAME.search(name)
         if match is None and not selector:
             continue
         kind = ATTACHMENT_TYPES[match.group(1).lower()] if match else "application/octet-stream"
-        title = name or _attr(link, "title") or path.rsplit("/", 1)[-1]
+        title = name or attr_text(link, "title") or path.rsplit("/", 1)[-1]
         found.setdefault(url, Enclosure(url, kind, title))
     return tuple(found.values())
 
@@ -166,12 +175,12 @@ def _meta_published(doc: lxml.html.HtmlElement, tz: tzinfo, now: datetime) -> da
 def _headline(doc: lxml.html.HtmlElement) -> str | None:
     for meta in doc.iter("meta"):
         if (meta.get("property") or meta.get("name") or "").lower() in ("og:title", "articletitle"):
-            value = _attr(meta, "content")
+            value = attr_text(meta, "content")
             if value:
                 return value
     for tag in ("h1", "title"):
         element = next(doc.iter(tag), None)
-        if element is not None and (value := _text(element)):
+        if element is not None and (value := element_text(element)):
             return value
     return None
 
@@ -179,9 +188,9 @@ def _headline(doc: lxml.html.HtmlElement) -> str | None:
 def repair_title(listed: str, page_title: str | None) -> str:
     """A list title cut short ("...", "…") becomes the article page's headline when that
     headline starts with what the list showed. Both are HTML-escaped text."""
-    if not page_title or not _TRUNCATED.search(listed):
+    if not page_title or not TRUNCATED.search(listed):
         return listed
-    stem = _TRUNCATED.sub("", listed).strip()
+    stem = TRUNCATED.sub("", listed).strip()
     cuts = [m.start() for m in _TITLE_SEPARATOR.finditer(page_title)] + [len(page_title)]
     for cut in cuts:  # the shortest headline prefix that completes the list title
         candidate = html.escape(page_title[:cut].strip(), quote=False)
@@ -192,7 +201,7 @@ def repair_title(listed: str, page_title: str | None) -> str:
 
 def restore_title(listed: str, stored: str) -> str:
     """The stored (clean text) title of a known article when the list shows it cut short."""
-    return html.escape(stored, quote=False) if stored and _TRUNCATED.search(listed) else listed
+    return html.escape(stored, quote=False) if stored and TRUNCATED.search(listed) else listed
 
 
 def _auto_extract(text: str, url: str) -> str | None:

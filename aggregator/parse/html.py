@@ -27,11 +27,20 @@ from ..errors import ParseError
 from ..model import Item, Parsed
 from .dates import parse_date
 
+# The list-page API, and the page helpers that article.py builds on.
 __all__ = [
+    "TRUNCATED",
+    "absolute_link",
+    "attr_text",
     "challenge_reason",
     "discover_feed",
+    "document",
+    "element_text",
     "looks_like_feed",
+    "page_base",
     "parse_list",
+    "select",
+    "split_css",
 ]
 
 _SPACE = re.compile(r"\s+")
@@ -54,7 +63,7 @@ _FEED_TYPES = (
 )
 _SKIP_LINK = ("javascript:", "mailto:", "data:", "tel:", "#")
 #: A title a list page cut short ("...", "…"); `article.repair_title` looks for it too.
-_TRUNCATED = re.compile(r"(…+|\.{2,})$")
+TRUNCATED = re.compile(r"(…+|\.{2,})$")
 
 
 @lru_cache(maxsize=1024)
@@ -63,13 +72,13 @@ def _compiled(css: str) -> CSSSelector:
 
 
 @lru_cache(maxsize=1024)
-def _split(selector: str) -> tuple[CSSSelector | None, str | None]:
+def split_css(selector: str) -> tuple[CSSSelector | None, str | None]:
     """`css@attr` -> (compiled css or None for the element itself, attr)."""
     css, attr = split_selector(selector)
     return (_compiled(css) if css else None), attr
 
 
-def _document(text: str, url: str) -> lxml.html.HtmlElement:
+def document(text: str, url: str) -> lxml.html.HtmlElement:
     text = text.lstrip("\ufeff")
     if text.lstrip().startswith("<?xml"):  # XHTML: lxml refuses a str with an encoding decl
         text = _XML_DECL.sub("", text, count=1)
@@ -113,7 +122,7 @@ def _finder(selector: str) -> tuple[Finder, str | None]:
     return xpath, attr
 
 
-def _select(
+def select(
     element: lxml.html.HtmlElement, selector: str
 ) -> tuple[lxml.html.HtmlElement | None, str | None]:
     """The first element matching `css@attr` (an empty css means the element itself)."""
@@ -121,13 +130,13 @@ def _select(
     return finder(element), attr
 
 
-def _text(element: lxml.html.HtmlElement) -> str:
+def element_text(element: lxml.html.HtmlElement) -> str:
     """Whitespace-collapsed text (tostring(method=text) is ~3x faster than text_content())."""
     text = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
     return _SPACE.sub(" ", text).strip()
 
 
-def _attr(element: lxml.html.HtmlElement, name: str) -> str:
+def attr_text(element: lxml.html.HtmlElement, name: str) -> str:
     return _SPACE.sub(" ", element.get(name) or "").strip()
 
 
@@ -135,21 +144,21 @@ def select_text(element: lxml.html.HtmlElement, selector: str | None) -> str:
     """Plain text of the first match (or its attribute for `css@attr`); "" when none."""
     if not selector:
         return ""
-    found, attr = _select(element, selector)
+    found, attr = select(element, selector)
     if found is None:
         return ""
-    return _attr(found, attr) if attr else _text(found)
+    return attr_text(found, attr) if attr else element_text(found)
 
 
 def _title(element: lxml.html.HtmlElement, selector: str) -> str:
     """Text of the element, or its title attribute when longer (lists often truncate titles)."""
-    found, attr = _select(element, selector)
+    found, attr = select(element, selector)
     if found is None:
         return ""
     if attr:
-        return _attr(found, attr)
-    text, title_attr = _text(found), _attr(found, "title")
-    return title_attr if len(title_attr) > len(_TRUNCATED.sub("", text)) else text
+        return attr_text(found, attr)
+    text, title_attr = element_text(found), attr_text(found, "title")
+    return title_attr if len(title_attr) > len(TRUNCATED.sub("", text)) else text
 
 
 @lru_cache(maxsize=4096)
@@ -200,7 +209,7 @@ def _clean_href(href: str) -> str:
     return _URL_ESCAPED.sub(lambda m: quote(m.group(0), safe=""), href)
 
 
-def _absolute(base: str, href: str | None) -> str | None:
+def absolute_link(base: str, href: str | None) -> str | None:
     """The absolute http(s) URL of a link, or None (scripts, mail, anchors, broken hosts)."""
     href = _clean_href(href or "")
     if not href or href.lower().startswith(_SKIP_LINK):
@@ -219,18 +228,18 @@ def _absolute(base: str, href: str | None) -> str | None:
 
 
 def _link(element: lxml.html.HtmlElement, selector: str, base: str) -> str | None:
-    found, attr = _select(element, selector)
+    found, attr = select(element, selector)
     if found is None:
         return None
     if attr is None and found.tag != "a":  # `li.item` as link: its first <a>
         found = next(found.iter("a"), found)
-    return _absolute(base, found.get(attr or "href"))
+    return absolute_link(base, found.get(attr or "href"))
 
 
-def _base(doc: lxml.html.HtmlElement, page_url: str) -> str:
+def page_base(doc: lxml.html.HtmlElement, page_url: str) -> str:
     """What relative links resolve against: <base href> when it is a usable http(s) URL."""
     declared = doc.xpath("string(//base/@href)")
-    return (_absolute(page_url, declared) if declared else None) or page_url
+    return (absolute_link(page_url, declared) if declared else None) or page_url
 
 
 def challenge_reason(text: str) -> str | None:
@@ -246,8 +255,8 @@ def parse_list(text: str, page_url: str, source: SourceConfig, tz: tzinfo, now: 
     selectors = source.selectors
     if selectors is None:
         raise ParseError(source.name, "an html source needs selectors")
-    doc = _document(text, source.name)
-    base = _base(doc, page_url)
+    doc = document(text, source.name)
+    base = page_base(doc, page_url)
     item_css = split_selector(selectors.item)[0]
     items: list[Item] = []
     no_link = no_date = 0
@@ -295,15 +304,15 @@ def parse_list(text: str, page_url: str, source: SourceConfig, tz: tzinfo, now: 
 def discover_feed(text: str, page_url: str) -> str | None:
     """The first <link rel="alternate"> feed of an HTML page."""
     try:
-        doc = _document(text, page_url)
+        doc = document(text, page_url)
     except ParseError:
         return None
-    base = _base(doc, page_url)
+    base = page_base(doc, page_url)
     for link in doc.iter("link"):
         rel = (link.get("rel") or "").lower().split()
         kind = (link.get("type") or "").split(";")[0].strip().lower()
         if "alternate" in rel and kind in _FEED_TYPES[:-1]:
-            url = _absolute(base, link.get("href"))
+            url = absolute_link(base, link.get("href"))
             if url:
                 return url
     return None
