@@ -21,7 +21,8 @@ from aggregator.fetch import fetch, make_session
 from aggregator.model import StoredArticle, Story
 from aggregator.normalize import normalize
 from aggregator.outputs.atom import render_atom
-from aggregator.parse.feed import _SLOW_LOOKUPS, parse_feed
+from aggregator.parse.feed import parse_feed
+from aggregator.parse.tuning import _SLOW_LOOKUPS
 
 from .conftest import ROOT
 
@@ -137,7 +138,7 @@ def test_feedparser_speed_ups_change_no_result(monkeypatch: pytest.MonkeyPatch) 
     import feedparser.urls
     import feedparser.util
 
-    assert feedparser.api.PREFERRED_XML_PARSERS == ["aggregator.parse.feed"]
+    assert feedparser.api.PREFERRED_XML_PARSERS == ["aggregator.parse.tuning"]
     assert "__deepcopy__" in vars(feedparser.util.FeedParserDict)
     samples = sorted(p for p in CORPUS.rglob("*.xml") if p.is_file())
     assert len(samples) > 1500
