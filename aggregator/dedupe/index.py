@@ -169,6 +169,9 @@ class Index:
         self.config = config
         self._window = int(config.window.total_seconds())
         self._lines = _LineCounts()
+        # The highest article id ever added (kept through `prune`): what a process sharing the
+        # database has stored since is what has a higher id (ids are handed out in order).
+        self.newest_article = 0
         self._clear()
 
     def _clear(self) -> None:
@@ -254,6 +257,7 @@ class Index:
 
     def _append(self, row: _Row) -> None:
         index = len(self._article)
+        self.newest_article = max(self.newest_article, row.article_id)
         source = self._source_ids.setdefault(row.source, len(self._source_names))
         if source == len(self._source_names):
             self._source_names.append(row.source)

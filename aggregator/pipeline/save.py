@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import metrics
 from ..config import Config, SourceConfig
@@ -131,6 +131,9 @@ def store_articles(
     ready = {id(a): p for a, p in zip(articles, prepared, strict=True)} if prepared else {}
     batch = tx.classify(source.name, articles)
     index = dedupe_index() if batch.new and config.dedupe.enabled else None
+    if index is not None:  # what other instances sharing the database stored meanwhile
+        for row in tx.signatures_after(index.newest_article):
+            index.add(_entry(row))
     rows = tx.new_rows(now)
     new_ids = []
     for article in batch.new:
@@ -172,18 +175,23 @@ def load_index(config: Config, store: Store) -> dedupe.Index:
     index = dedupe.Index(config.dedupe)
     newest = datetime.now().astimezone()
     for row in store.signatures_since(newest - 2 * config.dedupe.window - timedelta(days=1)):
-        fp = dedupe.Fingerprint.from_stored(row.title_key or "", row.doc_number, row.signature)
-        index.add(
-            dedupe.Entry(
-                row.id,
-                row.story_id,
-                row.source,
-                row.url,
-                row.guid,
-                row.text_hash,
-                row.published,
-                row.title,
-                fp,
-            )
-        )
+        index.add(_entry(row))
     return index
+
+
+def _entry(row: Any) -> dedupe.Entry:
+    """An index entry from a stored row (`Store.signatures_since`, `Tx.signatures_after`)."""
+    from .. import dedupe
+
+    fp = dedupe.Fingerprint.from_stored(row.title_key or "", row.doc_number, row.signature)
+    return dedupe.Entry(
+        row.id,
+        row.story_id,
+        row.source,
+        row.url,
+        row.guid,
+        row.text_hash,
+        row.published,
+        row.title,
+        fp,
+    )

@@ -12,6 +12,8 @@ writes of one transaction) and `reads` (`Store`: transactions and every read;
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +46,43 @@ def open_store(url: str) -> Store:
             path = url[len("sqlite:///") :]
             if path and not path.startswith(":memory:"):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            engine = create_engine(
+                url, connect_args={"timeout": _BUSY_SECONDS, "check_same_thread": False}
+            )
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
-        with engine.begin() as conn:
-            schema.migrate(conn)
+        with engine.connect() as conn:
+            current = schema.recorded_version(conn)
+        if current != schema.SCHEMA_VERSION:
+            with engine.begin() as conn:
+                schema.lock_for_migration(conn)
+                schema.migrate(conn)
     except (SQLAlchemyError, OSError, RuntimeError) as exc:
         raise StorageError(f"cannot open database {_safe(url)}: {_first_line(exc)}") from exc
     return Store(engine)
+
+
+_BUSY_SECONDS = 60
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """WAL lets readers (the web app) run beside a writer; busy_timeout waits out a writer
     in another process instead of failing with 'database is locked'."""
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}")
+    # Switching a new database to WAL needs it to itself, and SQLite answers "locked" at once
+    # (without the busy handler) while another process is creating it: retry for as long.
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
 
 

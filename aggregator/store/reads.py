@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StorageError
 from ..model import Article, SourceHealth, StoredArticle, Story
-from .rows import stored_article
+from .rows import SIGNATURES, stored_article
 from .schema import articles, deliveries, digest_runs, sources, stories
 from .writes import Tx
 
@@ -34,10 +34,15 @@ class Store:
     def transaction(self) -> Iterator[Tx]:
         try:
             with self.engine.begin() as conn:
+                # Writers take the lock up front, before reading what is stored: two instances
+                # classifying the same items at once would both insert them. (On SQLite a reader
+                # turning writer mid-transaction would also fail at once instead of waiting out
+                # the busy timeout.) Readers are not blocked: WAL, and PostgreSQL's SHARE ROW
+                # EXCLUSIVE lets plain SELECTs through.
                 if self.engine.dialect.name == "sqlite":
-                    # Take the write lock up front: a reader turning writer mid-transaction
-                    # could otherwise fail at once instead of waiting out the busy timeout.
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif self.engine.dialect.name == "postgresql":
+                    conn.exec_driver_sql("LOCK TABLE stories, articles IN SHARE ROW EXCLUSIVE MODE")
                 yield Tx(conn)
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {_first_line(exc)}") from exc
@@ -169,23 +174,7 @@ class Store:
 
     def signatures_since(self, since: datetime) -> Iterator[Any]:
         """Rows the dedupe index is rebuilt from at start-up, oldest first."""
-        query = (
-            select(
-                articles.c.id,
-                articles.c.story_id,
-                articles.c.source,
-                articles.c.url,
-                articles.c.guid,
-                articles.c.text_hash,
-                articles.c.title_key,
-                articles.c.doc_number,
-                articles.c.signature,
-                articles.c.published,
-                articles.c.title,
-            )
-            .where(articles.c.published >= since)
-            .order_by(articles.c.id)
-        )
+        query = SIGNATURES.where(articles.c.published >= since)
         with self.reading() as conn:
             yield from conn.execute(query.execution_options(yield_per=5000))
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.engine import Connection, Row
 
 from ..model import Article, Enclosure, StoredArticle
@@ -17,6 +17,20 @@ from .schema import articles, stories
 # Built once: executing the same statement object reuses its compiled form.
 _INSERT_ARTICLE = articles.insert()
 _INSERT_STORY = stories.insert()
+# What the dedupe index holds of an article, oldest first (see `load_index` in the pipeline).
+SIGNATURES: Select[Any] = select(
+    articles.c.id,
+    articles.c.story_id,
+    articles.c.source,
+    articles.c.url,
+    articles.c.guid,
+    articles.c.text_hash,
+    articles.c.title_key,
+    articles.c.doc_number,
+    articles.c.signature,
+    articles.c.published,
+    articles.c.title,
+).order_by(articles.c.id)
 
 
 def stored_article(row: Row[Any]) -> StoredArticle:

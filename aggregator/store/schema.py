@@ -25,6 +25,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -170,8 +171,31 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# Any number of ours: the PostgreSQL advisory lock that one migration at a time holds.
+_MIGRATION_LOCK = 0x61676772  # "aggr"
+
+
+def recorded_version(conn: Connection) -> int | None:
+    """The schema version the database says it has; None when it has no schema yet."""
+    try:
+        row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+    except DBAPIError:  # no meta table: a new database
+        return None
+    return int(row[0]) if row else None
+
+
+def lock_for_migration(conn: Connection) -> None:
+    """Several instances may open a new (or older) database at the same moment: one creates
+    or upgrades the schema, the others wait for it and then find nothing to do."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+
+
 def migrate(conn: Connection) -> int:
-    """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+    """Bring the schema to SCHEMA_VERSION; returns the version found before. Run it after
+    `lock_for_migration` in the same transaction."""
     meta.create(conn, checkfirst=True)
     row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
     found = int(row[0]) if row else 0

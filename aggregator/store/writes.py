@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from ..model import Article
-from .rows import NewRows, _values
+from .rows import SIGNATURES, NewRows, _values
 from .schema import articles, deliveries, digest_runs, sources, stories
 
 _TICK = timedelta(microseconds=1)
@@ -145,10 +145,14 @@ class Tx:
                     found.setdefault(("url", row.url), value)
         return found
 
+    def signatures_after(self, article_id: int) -> list[Any]:
+        """Articles stored after `article_id`, by other instances sharing the database: read
+        inside this transaction, which holds the write lock, so none can be missing."""
+        return list(self.conn.execute(SIGNATURES.where(articles.c.id > article_id)))
+
     def new_rows(self, now: datetime) -> NewRows:
-        """A writer for one batch of new stories and articles (two executemany calls)."""
-        if self.conn.dialect.name == "postgresql":  # ids are handed out here, not by sequences
-            self.conn.exec_driver_sql("LOCK TABLE stories, articles IN SHARE ROW EXCLUSIVE MODE")
+        """A writer for one batch of new stories and articles (two executemany calls). Ids are
+        handed out here, not by sequences: the transaction holds the write lock."""
         story, article, newest, newest_story = self.conn.execute(_HEAD).one()
         self._seed_stamp(now, newest, newest_story)
         return NewRows(self, now, int(story) + 1, int(article) + 1)
