@@ -57,9 +57,10 @@ def postgres_server() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
-        account = pwd.getpwnam("postgres")
+        names = [p.pw_name for p in pwd.getpwall() if p.pw_name in ("postgres", "nobody")]
+        account = pwd.getpwnam(sorted(names, key=lambda n: n != "postgres")[0])
         os.chown(folder, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
+        as_user = ["runuser", "-u", account.pw_name, "--"]
     data, port = folder / "data", free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
