@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -229,8 +230,8 @@ def prepare(config: Config, store: Store, now: datetime, only: Sequence[str] = (
             dedupe.arrange(s, priorities) for s in ledger.undelivered(recipient.address, floor)
         ]
         chosen = select_stories(candidates, recipient)
-        if not chosen and digest.skip_empty:
-            continue
+        if not chosen and (digest.skip_empty or _sent_since_schedule(digest, last, now)):
+            continue  # an empty digest goes out at most once a period (instances may race)
         chosen.sort(key=lambda s: s.preferred.article.published, reverse=True)
         prepared.append(build_digest(config, recipient, chosen, now, failing))
     return prepared
@@ -239,7 +240,7 @@ def prepare(config: Config, store: Store, now: datetime, only: Sequence[str] = (
 @dataclass(frozen=True)
 class Delivery:
     recipient: str
-    status: str  # sent | failed | dry_run
+    status: str  # sent | failed | dry_run | busy
     stories: int
     error: str | None = None
 
@@ -248,7 +249,14 @@ class Delivery:
             return f"{self.recipient}: error: {self.error} (nothing marked; retried next run)"
         if self.status == "dry_run":
             return f"{self.recipient}: {self.stories} stories (dry run: not sent, not marked)"
+        if self.status == "busy":
+            return f"{self.recipient}: another instance is sending this digest ({self.error})"
         return f"{self.recipient}: sent {self.stories} stories"
+
+
+#: How long an instance may take to send one digest before another may take it over (an
+#: instance that crashed mid-send lets go this way; the ledger still sends no story twice).
+CLAIM = timedelta(minutes=10)
 
 
 def run_digest(
@@ -266,34 +274,84 @@ def run_digest(
     unknown = [a for a in only if a not in {r.address for r in digest.recipients}]
     if unknown:
         raise UsageError(f"{unknown[0]!r} is not a configured recipient")
-    results = []
-    for item in prepare(config, store, now, only):
-        if out:
-            _write_eml(Path(out), item, now.astimezone(ZoneInfo(digest.timezone)))
+    results: list[Delivery] = []
+    claimant = f"{socket.gethostname()}:{os.getpid()}"
+    for recipient in digest.recipients:
+        if only and recipient.address not in only:
+            continue
         if dry_run:
-            results.append(Delivery(item.recipient, "dry_run", len(item.stories)))
+            results += [
+                _deliver(config, store, now, item, dry_run, out)
+                for item in prepare(config, store, now, [recipient.address])
+            ]
             continue
-        try:
-            send(digest.smtp, item.message)
-        except (smtplib.SMTPException, OSError) as exc:
-            reason = describe_failure(exc)
-            log.warning(
-                "digest to %s failed: %s (nothing marked; retried next run)", item.recipient, reason
-            )
-            with store.transaction() as tx:
-                tx.record_digest_failure(item.recipient, reason, now)
-            metrics.digest_recorded("failed")
-            results.append(Delivery(item.recipient, "failed", len(item.stories), reason))
-            continue
-        # Only now, after the server accepted the message, are its stories marked sent.
+        # Several instances may run the digest: one at a time sends a recipient's, and what
+        # it sends is read after its claim, so it sees what another instance sent before.
         with store.transaction() as tx:
-            tx.mark_delivered(
-                item.recipient, [s.id for s in item.stories], item.message["Message-ID"], now
+            taken = tx.claim_digest(
+                recipient.address, now, now + CLAIM, claimant, abandoned=_crashed_here
             )
-        log.info("digest to %s: %d stories sent", item.recipient, len(item.stories))
-        metrics.digest_recorded("sent")
-        results.append(Delivery(item.recipient, "sent", len(item.stories)))
+        if taken is not None:
+            until = taken.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            results.append(Delivery(recipient.address, "busy", 0, f"claimed until {until}"))
+            continue
+        outcome = None
+        try:
+            for item in prepare(config, store, now, [recipient.address]):
+                outcome = _deliver(config, store, now, item, dry_run, out)
+                results.append(outcome)
+        finally:
+            if outcome is None:  # nothing to send (or an error): let go of the claim
+                with store.transaction() as tx:
+                    tx.release_digest(recipient.address)
     return results
+
+
+def _crashed_here(claimant: str) -> bool:
+    """A claim held by a process on this host that no longer runs (killed mid-send) is taken
+    over at once; one from another host is waited out (`CLAIM`)."""
+    host, _, pid = claimant.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _deliver(
+    config: Config, store: Store, now: datetime, item: Digest, dry_run: bool, out: str | None
+) -> Delivery:
+    """Send one digest; its stories are marked (and the claim let go) only once the server
+    accepted it; a failure is recorded and marks nothing."""
+    digest = config.digest
+    assert digest is not None
+    if out:
+        _write_eml(Path(out), item, now.astimezone(ZoneInfo(digest.timezone)))
+    if dry_run:
+        return Delivery(item.recipient, "dry_run", len(item.stories))
+    try:
+        send(digest.smtp, item.message)
+    except (smtplib.SMTPException, OSError) as exc:
+        reason = describe_failure(exc)
+        log.warning(
+            "digest to %s failed: %s (nothing marked; retried next run)", item.recipient, reason
+        )
+        with store.transaction() as tx:
+            tx.record_digest_failure(item.recipient, reason, now)
+        metrics.digest_recorded("failed")
+        return Delivery(item.recipient, "failed", len(item.stories), reason)
+    # Only now, after the server accepted the message, are its stories marked sent.
+    with store.transaction() as tx:
+        tx.mark_delivered(
+            item.recipient, [s.id for s in item.stories], item.message["Message-ID"], now
+        )
+    log.info("digest to %s: %d stories sent", item.recipient, len(item.stories))
+    metrics.digest_recorded("sent")
+    return Delivery(item.recipient, "sent", len(item.stories))
 
 
 def _write_eml(folder: Path, item: Digest, local: datetime) -> None:
@@ -316,6 +374,11 @@ def previous_fire(digest: DigestConfig, now: datetime) -> datetime | None:
         last = fire
         fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
     return last
+
+
+def _sent_since_schedule(digest: DigestConfig, last_sent: datetime | None, now: datetime) -> bool:
+    fire = previous_fire(digest, now)
+    return last_sent is not None and fire is not None and last_sent >= fire
 
 
 def missed_run(digest: DigestConfig, last_run: datetime | None, now: datetime) -> bool:

@@ -1,18 +1,23 @@
-"""Shared test parts: a config writer, the CLI driven in-process, fixture files."""
+"""Shared test parts: a config writer, the CLI driven in-process, fixture files, an SMTP
+server on 127.0.0.1 (aiosmtpd) that keeps what it accepts."""
 
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import io
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
 
 from aggregator.cli import main
 
@@ -89,3 +94,34 @@ def make_httpserver() -> Any:
     server.clear()
     if server.is_running():
         server.stop()
+
+
+class Inbox:
+    """An SMTP handler that keeps what it accepted, or refuses on demand."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[Any] = []
+        self.mode = "accept"  # accept | reject | drop
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.mode == "reject":
+            return "554 5.7.1 Message rejected by policy"
+        if self.mode == "drop":
+            session.transport.close()
+            return "421 closing"
+        self.envelopes.append(envelope)
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

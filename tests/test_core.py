@@ -397,17 +397,20 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(
     db = tmp_path / "data" / "test.db"
     with sqlite3.connect(db) as conn:  # back to the first schema version
         conn.execute("DROP INDEX ix_stories_updated")
+        conn.execute("ALTER TABLE digest_runs DROP COLUMN claimed_until")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     assert run_cli("-c", str(config), "build").code == 0
     indexes = rows(tmp_path, "select name from sqlite_master where type = 'index'")
     assert ("ix_stories_updated",) in indexes
-    assert rows(tmp_path, "select value from meta where key = 'schema_version'") == [("2",)]
+    columns = [r[1] for r in rows(tmp_path, "pragma table_info(digest_runs)")]
+    assert "claimed_until" in columns
+    assert rows(tmp_path, "select value from meta where key = 'schema_version'") == [("3",)]
     assert rows(tmp_path, "select count(*) from articles") == [(3,)]
     with sqlite3.connect(db) as conn:  # written by a newer program
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     result = run_cli("-c", str(config), "poll")
     assert result.code == 3
-    assert "schema version 99 is newer than this program (2)" in result.err
+    assert "schema version 99 is newer than this program (3)" in result.err
     assert "Traceback" not in result.err
 
 

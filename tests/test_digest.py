@@ -6,13 +6,11 @@ import email
 import email.policy
 import re
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -21,40 +19,9 @@ from pytest_httpserver import HTTPServer
 from aggregator.config import DigestConfig
 from aggregator.digest import cron_trigger, missed_run, previous_fire
 
-from .conftest import DATA, FEEDS, free_port, run_cli, write_config
+from .conftest import DATA, FEEDS, Inbox, free_port, run_cli, write_config
 
 GOLDEN = DATA / "digest" / "golden.txt"
-
-
-class Inbox:
-    """An SMTP handler that keeps what it accepted, or refuses on demand."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[Any] = []
-        self.mode = "accept"  # accept | reject | drop
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.mode == "reject":
-            return "554 5.7.1 Message rejected by policy"
-        if self.mode == "drop":
-            session.transport.close()
-            return "421 closing"
-        self.envelopes.append(envelope)
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def digest_section(port: int, **extra: Any) -> dict[str, Any]:

@@ -8,12 +8,13 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from aggregator.config import load_config
 from aggregator.pipeline import Poller
 from aggregator.store import open_store
 
-from .conftest import free_port, run_cli, write_config
+from .conftest import Inbox, free_port, run_cli, write_config
 
 WIRE_TITLE = "Ministry sets out a three-year plan for rural teacher training"
 WIRE_BODY = (
@@ -245,3 +246,106 @@ def test_two_instances_polling_at_once_store_everything_once(
     again = run_cli("-c", str(configs[0]), "poll")
     assert again.code == 0 and "new=0" in again.out
     assert _rows(database, "SELECT count(*) FROM articles") == [(30,)]
+
+
+def _digest_instances(
+    tmp_path: Path, httpserver: HTTPServer, database: str, port: int, **extra: Any
+) -> list[Path]:
+    """Two instances with the same sources and digest on one database, polled once."""
+    httpserver.expect_request("/news.xml").respond_with_data(
+        _rss([_local("riverside", n) for n in range(3)]), content_type="application/rss+xml"
+    )
+    digest = {
+        "schedule": "0 7 * * *",
+        "timezone": "Asia/Shanghai",
+        "sender": "News Desk <digest@example.org>",
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "timeout": "5s"},
+        "recipients": [{"address": "office@example.org"}, {"address": "lab@example.org"}],
+        **extra,
+    }
+    configs = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        source = {"name": "Riverside", "url": httpserver.url_for("/news.xml")}
+        configs.append(write_config(tmp_path / name, [source], database=database, digest=digest))
+    assert run_cli("-c", str(configs[0]), "poll").code == 0
+    return configs
+
+
+def test_two_instances_sending_the_digest_at_once_send_each_recipient_one(
+    tmp_path: Path, httpserver: HTTPServer, database: str, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    configs = _digest_instances(tmp_path, httpserver, database, port)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "aggregator.cli", "-c", str(c), "digest"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for c in configs
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sorted(str(m["To"]) for m in inbox.messages) == ["lab@example.org", "office@example.org"]
+    said = "".join(out for out, _ in outputs)
+    assert said.count("sent 3 stories") == 2, said
+    assert _rows(database, "SELECT count(*) FROM deliveries") == [(6,)]
+
+
+def test_a_claimed_digest_is_left_to_its_instance_until_the_claim_ends(
+    tmp_path: Path, httpserver: HTTPServer, database: str, smtp: tuple[Inbox, int]
+) -> None:
+    """Another instance is sending office@'s digest: this one sends lab@'s only. A claim of
+    a process on this host that was killed mid-send is taken over at once; one from another
+    host is waited out, or taken once it has run out."""
+    inbox, port = smtp
+    configs = _digest_instances(tmp_path, httpserver, database, port)
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=5)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store = open_store(database)
+    try:
+        with store.transaction() as tx:
+            assert tx.claim_digest("office@example.org", now, later, "other-host:4242") is None
+        busy = run_cli("-c", str(configs[1]), "digest")
+        assert busy.code == 0, busy.err
+        assert "office@example.org: another instance is sending this digest" in busy.out
+        assert [str(m["To"]) for m in inbox.messages] == ["lab@example.org"]
+        with store.transaction() as tx:  # still held: another claimant waits too
+            assert tx.claim_digest("office@example.org", now, later, "third:1") == later
+            tx.release_digest("office@example.org")
+            killed = f"{socket.gethostname()}:{dead.pid}"
+            assert tx.claim_digest("office@example.org", now, later, killed) is None
+    finally:
+        store.close()
+    taken_over = run_cli("-c", str(configs[1]), "digest")
+    assert "office@example.org: sent 3 stories" in taken_over.out, taken_over.out
+    again = run_cli("-c", str(configs[0]), "digest")
+    assert again.out.strip() == "nothing new for any recipient"
+    assert sorted(str(m["To"]) for m in inbox.messages) == ["lab@example.org", "office@example.org"]
+    store = open_store(database)
+    try:
+        with store.transaction() as tx:  # a claim that has run out is anyone's
+            assert (
+                tx.claim_digest("lab@example.org", now, now - timedelta(seconds=1), "a:1") is None
+            )
+            assert tx.claim_digest("lab@example.org", now, later, "b:2") is None
+    finally:
+        store.close()
+
+
+def test_an_empty_digest_goes_out_once_a_period(
+    tmp_path: Path, httpserver: HTTPServer, database: str, smtp: tuple[Inbox, int]
+) -> None:
+    """With `skip_empty: false` a second run (another instance's, or a manual one) in the
+    same period sends no second, empty message."""
+    inbox, port = smtp
+    configs = _digest_instances(tmp_path, httpserver, database, port, skip_empty=False)
+    assert run_cli("-c", str(configs[0]), "digest").code == 0
+    assert len(inbox.messages) == 2
+    second = run_cli("-c", str(configs[1]), "digest")
+    assert second.code == 0 and second.out.strip() == "nothing new for any recipient"
+    assert len(inbox.messages) == 2

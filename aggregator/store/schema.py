@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    inspect,
     select,
     text,
 )
@@ -152,6 +153,9 @@ digest_runs = Table(
     Column("last_attempt", UTCDateTime),
     Column("last_error", Text),
     Column("failures", Integer, nullable=False, default=0),
+    # Set while an instance is sending this recipient's digest: the others leave it alone.
+    Column("claimed_until", UTCDateTime),
+    Column("claimed_by", String(200)),  # host:pid of that instance
 )
 
 
@@ -167,7 +171,16 @@ def _v2(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+def _v3(conn: Connection) -> None:
+    """Digest claims: several instances may run the digest, one sends each recipient's."""
+    have = {c["name"] for c in inspect(conn).get_columns("digest_runs")}
+    for column in (digest_runs.c.claimed_until, digest_runs.c.claimed_by):
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE digest_runs ADD COLUMN {column.name} {kind}")
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

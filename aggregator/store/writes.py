@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -316,14 +316,70 @@ class Tx:
                         recipient=recipient, story_id=story_id, sent_at=now, message_id=message_id
                     )
                 )
-        self._digest_run(recipient, now, last_sent=now, last_error=None, failures=0)
+        self._digest_run(
+            recipient,
+            now,
+            last_sent=now,
+            last_error=None,
+            failures=0,
+            claimed_until=None,
+            claimed_by=None,
+        )
+
+    def claim_digest(
+        self,
+        recipient: str,
+        now: datetime,
+        until: datetime,
+        claimant: str,
+        abandoned: Callable[[str], bool] = lambda claimant: False,
+    ) -> datetime | None:
+        """Take the recipient's digest for `claimant` until `until`. Returns None when taken,
+        else when another claimant's claim ends: it is left alone until then, unless
+        `abandoned` says that claimant is gone (a crashed process on this host)."""
+        row = self.conn.execute(
+            select(digest_runs.c.claimed_until, digest_runs.c.claimed_by).where(
+                digest_runs.c.recipient == recipient
+            )
+        ).first()
+        if (
+            row is not None
+            and row.claimed_until is not None
+            and row.claimed_until > now
+            and row.claimed_by != claimant
+            and not abandoned(row.claimed_by or "")
+        ):
+            claimed: datetime = row.claimed_until
+            return claimed
+        values = {"claimed_until": until, "claimed_by": claimant}
+        if row is None:
+            self.conn.execute(
+                digest_runs.insert().values(recipient=recipient, failures=0, **values)
+            )
+        else:
+            self.conn.execute(
+                digest_runs.update().where(digest_runs.c.recipient == recipient).values(values)
+            )
+        return None
+
+    def release_digest(self, recipient: str) -> None:
+        self.conn.execute(
+            digest_runs.update()
+            .where(digest_runs.c.recipient == recipient)
+            .values(claimed_until=None, claimed_by=None)
+        )
 
     def record_digest_failure(self, recipient: str, error: str, now: datetime) -> None:
         row = self.conn.execute(
             select(digest_runs.c.failures).where(digest_runs.c.recipient == recipient)
         ).first()
         self._digest_run(
-            recipient, now, last_error=error, failures=(row.failures if row else 0) + 1
+            recipient,
+            now,
+            last_error=error,
+            failures=(row.failures if row else 0) + 1,
+            claimed_until=None,
+            claimed_by=None,
         )
 
     def _digest_run(self, recipient: str, now: datetime, **values: Any) -> None:
