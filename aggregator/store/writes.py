@@ -16,6 +16,8 @@ from .rows import SIGNATURES, NewRows, _values
 from .schema import articles, deliveries, digest_runs, sources, stories
 
 _TICK = timedelta(microseconds=1)
+# Built once (a statement built per call is looked up in the compiled cache each time).
+_SIGNATURES_AFTER = SIGNATURES.where(articles.c.id > bindparam("after"))
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class Tx:
     def signatures_after(self, article_id: int) -> list[Any]:
         """Articles stored after `article_id`, by other instances sharing the database: read
         inside this transaction, which holds the write lock, so none can be missing."""
-        return list(self.conn.execute(SIGNATURES.where(articles.c.id > article_id)))
+        return list(self.conn.execute(_SIGNATURES_AFTER, {"after": article_id}))
 
     def new_rows(self, now: datetime) -> NewRows:
         """A writer for one batch of new stories and articles (two executemany calls). Ids are
