@@ -147,6 +147,21 @@ def _rows(database: str, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()  # type: ignore[arg-type]
 
 
+def _at_once(configs: list[Path], command: str) -> list[tuple[int, str, str]]:
+    """`aggregator -c CONFIG COMMAND` for every config, as processes started together."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "aggregator.cli", "-c", str(c), command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for c in configs
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+
+
 def test_a_running_instance_joins_copies_that_another_instance_stored(
     tmp_path: Path, httpserver: HTTPServer, database: str
 ) -> None:
@@ -224,18 +239,8 @@ def test_two_instances_polling_at_once_store_everything_once(
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
         configs.append(write_config(tmp_path / name, sources, database=database))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "aggregator.cli", "-c", str(c), "poll"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for c in configs
-    ]
-    results = [p.communicate(timeout=120) for p in procs]
-    for proc, (out, err) in zip(procs, results, strict=True):
-        assert proc.returncode == 0, err
+    for code, out, err in _at_once(configs, "poll"):
+        assert code == 0, err
         assert "error" not in out, out
     assert _rows(database, "SELECT count(*) FROM articles") == [(30,)]
     assert _rows(database, "SELECT count(*) FROM stories") == [(25,)]
@@ -277,19 +282,10 @@ def test_two_instances_sending_the_digest_at_once_send_each_recipient_one(
 ) -> None:
     inbox, port = smtp
     configs = _digest_instances(tmp_path, httpserver, database, port)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "aggregator.cli", "-c", str(c), "digest"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for c in configs
-    ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    outputs = _at_once(configs, "digest")
+    assert [code for code, _, _ in outputs] == [0, 0], outputs
     assert sorted(str(m["To"]) for m in inbox.messages) == ["lab@example.org", "office@example.org"]
-    said = "".join(out for out, _ in outputs)
+    said = "".join(out for _, out, _ in outputs)
     assert said.count("sent 3 stories") == 2, said
     assert _rows(database, "SELECT count(*) FROM deliveries") == [(6,)]
 
