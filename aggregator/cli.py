@@ -18,8 +18,9 @@ from typing import Any
 
 from . import __version__
 from .config import Config, load_config
-from .errors import AggregatorError, UsageError, redact
+from .errors import AggregatorError, UsageError
 from .health import source_rows
+from .logs import setup_logging
 from .store import Store, open_store
 
 log = logging.getLogger("aggregator")
@@ -32,7 +33,9 @@ def utcnow() -> datetime:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _setup_logging(args)
+    setup_logging(
+        args.command, getattr(args, "log_level", None), getattr(args, "log_format", "text")
+    )
     try:
         result: int = args.handler(args)
         return result
@@ -108,43 +111,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="also write each message as an .eml file into DIR")
     p.add_argument("--recipient", metavar="ADDR", help="only this recipient")
     return parser
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
-
-
-def _redact_record(record: logging.LogRecord) -> bool:
-    """Secrets never reach a log line: credentials in URLs are cut from every message."""
-    message = record.getMessage()
-    clean = redact(message)
-    if clean != message:
-        record.msg, record.args = clean, None
-    return True
-
-
-def _setup_logging(args: argparse.Namespace) -> None:
-    level = getattr(args, "log_level", None) or ("INFO" if args.command == "serve" else "WARNING")
-    handler = logging.StreamHandler(sys.stderr)
-    if getattr(args, "log_format", "text") == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_redact_record)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    if level.upper() != "DEBUG":  # one line per job run every few seconds is noise
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _config(args: argparse.Namespace) -> Config:
