@@ -213,28 +213,50 @@ def failing_sources(config: Config, store: Store, now: datetime) -> list[tuple[s
     ]
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """What every recipient's digest of one run reads alike (the ledger is read per recipient)."""
+
+    ledger: DigestLedger
+    priorities: dict[str, int]
+    failing: list[tuple[str, datetime]]
+
+
+def _inputs(config: Config, store: Store, now: datetime) -> _Inputs:
+    priorities = {s.name: s.priority for s in config.sources}
+    return _Inputs(DigestLedger(store), priorities, failing_sources(config, store, now))
+
+
 def prepare(config: Config, store: Store, now: datetime, only: Sequence[str] = ()) -> list[Digest]:
     """The digests due now, one per recipient with something to send."""
     digest = config.digest
     assert digest is not None
-    ledger = DigestLedger(store)
-    priorities = {s.name: s.priority for s in config.sources}
-    failing = failing_sources(config, store, now)
-    prepared = []
-    for recipient in digest.recipients:
-        if only and recipient.address not in only:
-            continue
-        last = ledger.last_sent(recipient.address)
-        floor = (last - FLOOR_MARGIN) if last else now - FIRST_DIGEST_LOOKBACK
-        candidates = [
-            dedupe.arrange(s, priorities) for s in ledger.undelivered(recipient.address, floor)
-        ]
-        chosen = select_stories(candidates, recipient)
-        if not chosen and (digest.skip_empty or _sent_since_schedule(digest, last, now)):
-            continue  # an empty digest goes out at most once a period (instances may race)
-        chosen.sort(key=lambda s: s.preferred.article.published, reverse=True)
-        prepared.append(build_digest(config, recipient, chosen, now, failing))
-    return prepared
+    inputs = _inputs(config, store, now)
+    prepared = (
+        _prepare_one(config, inputs, recipient, now)
+        for recipient in digest.recipients
+        if not only or recipient.address in only
+    )
+    return [item for item in prepared if item is not None]
+
+
+def _prepare_one(
+    config: Config, inputs: _Inputs, recipient: Recipient, now: datetime
+) -> Digest | None:
+    """One recipient's digest from the ledger as it is now; None when there is nothing to send."""
+    digest = config.digest
+    assert digest is not None
+    last = inputs.ledger.last_sent(recipient.address)
+    floor = (last - FLOOR_MARGIN) if last else now - FIRST_DIGEST_LOOKBACK
+    candidates = [
+        dedupe.arrange(s, inputs.priorities)
+        for s in inputs.ledger.undelivered(recipient.address, floor)
+    ]
+    chosen = select_stories(candidates, recipient)
+    if not chosen and (digest.skip_empty or _sent_since_schedule(digest, last, now)):
+        return None  # an empty digest goes out at most once a period (instances may race)
+    chosen.sort(key=lambda s: s.preferred.article.published, reverse=True)
+    return build_digest(config, recipient, chosen, now, inputs.failing)
 
 
 @dataclass(frozen=True)
@@ -276,32 +298,29 @@ def run_digest(
         raise UsageError(f"{unknown[0]!r} is not a configured recipient")
     results: list[Delivery] = []
     claimant = f"{socket.gethostname()}:{os.getpid()}"
+    inputs = _inputs(config, store, now)
     for recipient in digest.recipients:
         if only and recipient.address not in only:
             continue
-        if dry_run:
-            results += [
-                _deliver(config, store, now, item, dry_run, out)
-                for item in prepare(config, store, now, [recipient.address])
-            ]
-            continue
-        # Several instances may run the digest: one at a time sends a recipient's, and what
-        # it sends is read after its claim, so it sees what another instance sent before.
-        with store.transaction() as tx:
-            taken = tx.claim_digest(
-                recipient.address, now, now + CLAIM, claimant, abandoned=_crashed_here
-            )
-        if taken is not None:
-            until = taken.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-            results.append(Delivery(recipient.address, "busy", 0, f"claimed until {until}"))
-            continue
+        if not dry_run:
+            # Several instances may run the digest: one at a time sends a recipient's, and
+            # what it sends is read after its claim, so it sees what another instance sent.
+            with store.transaction() as tx:
+                taken = tx.claim_digest(
+                    recipient.address, now, now + CLAIM, claimant, abandoned=_crashed_here
+                )
+            if taken is not None:
+                until = taken.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                results.append(Delivery(recipient.address, "busy", 0, f"claimed until {until}"))
+                continue
         outcome = None
         try:
-            for item in prepare(config, store, now, [recipient.address]):
+            item = _prepare_one(config, inputs, recipient, now)
+            if item is not None:
                 outcome = _deliver(config, store, now, item, dry_run, out)
                 results.append(outcome)
         finally:
-            if outcome is None:  # nothing to send (or an error): let go of the claim
+            if not dry_run and outcome is None:  # nothing to send, or an error: let go
                 with store.transaction() as tx:
                     tx.release_digest(recipient.address)
     return results

@@ -52,6 +52,9 @@ def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on 127.0.0.1 for this test session; its base URL."""
     initdb, pg_ctl = _pg_program("initdb"), _pg_program("pg_ctl")
     if not initdb or not pg_ctl:
+        # Only the PostgreSQL cases, and only off CI: .ci/run installs the server programs,
+        # and under CI their absence is a failure. A developer without them still runs the
+        # SQLite cases of every test here.
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server programs (initdb, pg_ctl) are not installed")
         pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed")
